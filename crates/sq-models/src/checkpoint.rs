@@ -1,0 +1,334 @@
+//! Loading and saving models as safetensors checkpoints with torchvision names.
+//!
+//! The loader reads a PyTorch `state_dict` of a VGG (`features.N.*`,
+//! `classifier.N.*`) and rebuilds the layer chain. Layer *kinds* come from
+//! the tensors (4-D weight: conv; `running_mean`: BatchNorm; 2-D weight:
+//! linear) and *widths* from their shapes, so narrower, squeezed checkpoints
+//! load through the same code. Parameter-free layers (ReLU, max-pool,
+//! dropout) leave gaps in torchvision's numbering; the gaps tell where the
+//! pools are, unless an explicit [`Arch`] says so instead.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{ModelError, Result};
+use crate::layer::{conv2d, BatchNorm2d, Layer, Linear};
+use crate::model::{ActShape, Model};
+use crate::vgg::Arch;
+
+/// torchvision's BatchNorm2d default epsilon.
+const BN_EPS: f64 = 1e-5;
+
+/// Precision of the tensors written by [`save`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StorageDtype {
+    /// 32-bit floats: exact.
+    #[default]
+    F32,
+    /// 16-bit floats: half the bytes; inference still runs in f32.
+    F16,
+}
+
+/// Loads a VGG checkpoint. `arch` overrides the pool placement that is
+/// otherwise read from the gaps in torchvision's layer numbering.
+pub fn load(path: &Path, arch: Option<&Arch>) -> Result<Model> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+    load_bytes(&bytes, path, arch)
+}
+
+/// Like [`load`] for a checkpoint already in memory; `path` is only used in errors.
+pub fn load_bytes(bytes: &[u8], path: &Path, arch: Option<&Arch>) -> Result<Model> {
+    let st_err = |e: safetensors::SafeTensorError| ModelError::Safetensors { path: path.into(), message: e.to_string() };
+    let file = SafeTensors::deserialize(bytes).map_err(st_err)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+    let metadata: BTreeMap<String, String> =
+        header.metadata().clone().unwrap_or_default().into_iter().collect();
+
+    let mut groups = Groups { path: path.into(), features: BTreeMap::new(), classifier: BTreeMap::new() };
+    for (key, view) in file.tensors() {
+        groups.insert(&key, &view)?;
+    }
+    groups.into_model(arch, metadata)
+}
+
+/// Writes `model` to `path` atomically (a temporary file in the same
+/// directory, then a rename), so a crash never leaves a half-written file.
+pub fn save(model: &Model, path: &Path, dtype: StorageDtype) -> Result<()> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, layer) in model.layers().iter().enumerate() {
+        for (suffix, tensor) in layer.tensors() {
+            owned.push((format!("{}.{suffix}", model.name(i)), tensor.dims().to_vec(), tensor_bytes(tensor, dtype)?));
+        }
+    }
+    let st_dtype = match dtype {
+        StorageDtype::F32 => Dtype::F32,
+        StorageDtype::F16 => Dtype::F16,
+    };
+    let views = owned
+        .iter()
+        .map(|(name, shape, data)| {
+            let view = safetensors::tensor::TensorView::new(st_dtype, shape.clone(), data)
+                .map_err(|e| ModelError::Safetensors { path: path.into(), message: e.to_string() })?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut metadata: HashMap<String, String> = model.metadata().clone().into_iter().collect();
+    metadata.insert("arch".into(), Arch::of(model).name());
+
+    let tmp = temp_path(path);
+    let io_err = |source| ModelError::Io { path: path.into(), source };
+    safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ModelError::Safetensors { path: path.into(), message: e.to_string() }
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(e)
+    })
+}
+
+/// A sibling path for atomic writes: `dir/.name.tmp-PID`.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn tensor_bytes(tensor: &Tensor, dtype: StorageDtype) -> Result<Vec<u8>> {
+    let flat = tensor.flatten_all()?;
+    Ok(match dtype {
+        StorageDtype::F32 => flat.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        StorageDtype::F16 => {
+            flat.to_dtype(DType::F16)?.to_vec1::<half::f16>()?.iter().flat_map(|v| v.to_le_bytes()).collect()
+        }
+    })
+}
+
+/// Tensors of one torchvision layer index, by suffix (`weight`, `bias`, ...).
+type Params = BTreeMap<String, Tensor>;
+
+/// The checkpoint's tensors grouped by section and layer index.
+struct Groups {
+    path: PathBuf,
+    features: BTreeMap<usize, Params>,
+    classifier: BTreeMap<usize, Params>,
+}
+
+impl Groups {
+    fn insert(&mut self, key: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<()> {
+        let unexpected = || ModelError::Layout {
+            path: self.path.clone(),
+            message: format!("unexpected tensor `{key}`: a VGG checkpoint holds only features.N.* and classifier.N.*"),
+        };
+        let mut parts = key.splitn(3, '.');
+        let (Some(section), Some(index), Some(suffix)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(unexpected());
+        };
+        let index: usize = index.parse().map_err(|_| unexpected())?;
+        if suffix == "num_batches_tracked" {
+            return Ok(()); // a training counter, unused at inference
+        }
+        let dtype = match view.dtype() {
+            Dtype::F32 => DType::F32,
+            Dtype::F16 => DType::F16,
+            Dtype::BF16 => DType::BF16,
+            other => {
+                return Err(ModelError::UnsupportedDtype {
+                    path: self.path.clone(),
+                    key: key.into(),
+                    dtype: format!("{other:?}"),
+                })
+            }
+        };
+        let tensor =
+            Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?.to_dtype(DType::F32)?;
+        let section = match section {
+            "features" => &mut self.features,
+            "classifier" => &mut self.classifier,
+            _ => return Err(unexpected()),
+        };
+        section.entry(index).or_default().insert(suffix.to_string(), tensor);
+        Ok(())
+    }
+
+    fn get(&self, params: &Params, key: &str, suffix: &str, rank: usize) -> Result<Tensor> {
+        let full = format!("{key}.{suffix}");
+        let t = params
+            .get(suffix)
+            .ok_or_else(|| ModelError::MissingTensor { path: self.path.clone(), key: full.clone() })?;
+        if t.rank() != rank {
+            return Err(ModelError::TensorShape {
+                path: self.path.clone(),
+                key: full,
+                expected: format!("a {rank}-D tensor"),
+                found: t.dims().to_vec(),
+            });
+        }
+        Ok(t.clone())
+    }
+
+    fn layout_err(&self, message: String) -> ModelError {
+        ModelError::Layout { path: self.path.clone(), message }
+    }
+
+    /// Reads the conv and BatchNorm layers of `features`, in index order,
+    /// with the number of parameter-free slots that follow each block.
+    fn feature_blocks(&self) -> Result<Vec<Block>> {
+        let mut blocks: Vec<Block> = Vec::new();
+        for (&index, params) in &self.features {
+            let key = format!("features.{index}");
+            if params.contains_key("running_mean") {
+                let bn = BatchNorm2d::new(
+                    self.get(params, &key, "weight", 1)?,
+                    self.get(params, &key, "bias", 1)?,
+                    self.get(params, &key, "running_mean", 1)?,
+                    self.get(params, &key, "running_var", 1)?,
+                    BN_EPS,
+                )
+                .map_err(|e| self.layout_err(format!("{key}: {e}")))?;
+                match blocks.last_mut() {
+                    Some(b) if b.bn.is_none() && b.end + 1 == index => {
+                        b.bn = Some(bn);
+                        b.end = index;
+                    }
+                    _ => return Err(self.layout_err(format!("{key} is a BatchNorm that does not directly follow a conv"))),
+                }
+            } else {
+                let weight = self.get(params, &key, "weight", 4)?;
+                let bias = params.get("bias").cloned();
+                let conv = conv2d(weight, bias, 1).map_err(|e| self.layout_err(format!("{key}: {e}")))?;
+                blocks.push(Block { start: index, end: index, conv, bn: None });
+            }
+        }
+        if blocks.is_empty() {
+            return Err(self.layout_err("no convolution found (no features.N.weight tensors)".into()));
+        }
+        if blocks[0].start != 0 {
+            return Err(self.layout_err(format!("features.{} is the first tensor; a VGG starts with features.0", blocks[0].start)));
+        }
+        Ok(blocks)
+    }
+
+    /// Whether a max-pool follows each conv block, from torchvision's
+    /// numbering: one free slot after a block is its ReLU, two are ReLU and
+    /// max-pool. `features` always ends with a max-pool.
+    fn pools_from_gaps(&self, blocks: &[Block]) -> Result<Vec<bool>> {
+        let mut pools = Vec::with_capacity(blocks.len());
+        for pair in blocks.windows(2) {
+            match pair[1].start - pair[0].end - 1 {
+                1 => pools.push(false),
+                2 => pools.push(true),
+                gap => {
+                    return Err(self.layout_err(format!(
+                        "{gap} parameter-free layers between features.{} and features.{}; torchvision's VGG has 1 (ReLU) or 2 (ReLU, max-pool); pass --arch if the numbering is not torchvision's",
+                        pair[0].end, pair[1].start
+                    )))
+                }
+            }
+        }
+        pools.push(true);
+        Ok(pools)
+    }
+
+    fn pools_from_arch(&self, blocks: &[Block], arch: &Arch) -> Result<Vec<bool>> {
+        let has_bn = blocks.iter().any(|b| b.bn.is_some());
+        if blocks.len() != arch.conv_count() || has_bn != arch.batch_norm {
+            return Err(self.layout_err(format!(
+                "checkpoint has {} convs {} BatchNorm, which is not {arch}",
+                blocks.len(),
+                if has_bn { "with" } else { "without" }
+            )));
+        }
+        Ok(arch.stages.iter().flat_map(|&n| (0..n).map(move |i| i + 1 == n)).collect())
+    }
+
+    fn into_model(self, arch: Option<&Arch>, metadata: BTreeMap<String, String>) -> Result<Model> {
+        let blocks = self.feature_blocks()?;
+        let pools = match arch {
+            Some(arch) => self.pools_from_arch(&blocks, arch)?,
+            None => self.pools_from_gaps(&blocks)?,
+        };
+        let in_channels = blocks[0].conv.weight().dims()[1];
+        let last_channels = blocks.last().map(|b| b.conv.weight().dims()[0]).unwrap_or(0);
+        let n_pools = pools.iter().filter(|&&p| p).count();
+
+        let mut layers = Vec::new();
+        for (block, pool) in blocks.into_iter().zip(pools) {
+            layers.push(Layer::Conv2d(block.conv));
+            if let Some(bn) = block.bn {
+                layers.push(Layer::BatchNorm2d(bn));
+            }
+            layers.push(Layer::Relu);
+            if pool {
+                layers.push(Layer::MaxPool2d { kernel: 2, stride: 2 });
+            }
+        }
+        layers.push(Layer::Flatten);
+
+        let linears = self.classifier_layers()?;
+        let first_in = match linears.first() {
+            Some(Layer::Linear(l)) => l.weight().dims()[1],
+            _ => return Err(self.layout_err("no classifier found (no classifier.N.weight tensors)".into())),
+        };
+        layers.extend(linears);
+
+        // The flatten reads last_channels x s x s; the input is s * 2^pools square.
+        let positions = first_in / last_channels.max(1);
+        let side = (positions as f64).sqrt().round() as usize;
+        if positions * last_channels != first_in || side * side != positions {
+            return Err(self.layout_err(format!(
+                "classifier.0.weight reads {first_in} features, which is not the last conv's {last_channels} channels x s x s"
+            )));
+        }
+        let input = ActShape::Map { c: in_channels, h: side << n_pools, w: side << n_pools };
+        Model::new(input, layers, metadata).map_err(|e| self.layout_err(e.to_string()))
+    }
+
+    /// The classifier: Linear layers, with ReLU then Dropout in the gaps.
+    fn classifier_layers(&self) -> Result<Vec<Layer>> {
+        let mut layers = Vec::new();
+        let mut next_index = None::<usize>;
+        for (&index, params) in &self.classifier {
+            let key = format!("classifier.{index}");
+            if let Some(expected) = next_index {
+                match index - expected {
+                    0 => {}
+                    1 => layers.push(Layer::Relu),
+                    2 => layers.extend([Layer::Relu, Layer::Dropout]),
+                    gap => {
+                        return Err(self.layout_err(format!(
+                            "{gap} parameter-free layers before {key}; torchvision's classifier has ReLU and Dropout between Linears"
+                        )))
+                    }
+                }
+            } else if index != 0 {
+                return Err(self.layout_err(format!("{key} is the first classifier tensor; expected classifier.0")));
+            }
+            let weight = self.get(params, &key, "weight", 2)?;
+            let bias = params.get("bias").cloned();
+            if let Some(b) = &bias {
+                if b.dims() != [weight.dims()[0]] {
+                    return Err(ModelError::TensorShape {
+                        path: self.path.clone(),
+                        key: format!("{key}.bias"),
+                        expected: format!("[{}]", weight.dims()[0]),
+                        found: b.dims().to_vec(),
+                    });
+                }
+            }
+            layers.push(Layer::Linear(Linear::new(weight, bias)));
+            next_index = Some(index + 1);
+        }
+        Ok(layers)
+    }
+}
+
+/// A conv, its optional BatchNorm, and the torchvision indices they span.
+struct Block {
+    start: usize,
+    end: usize,
+    conv: candle_nn::Conv2d,
+    bn: Option<BatchNorm2d>,
+}

@@ -1,0 +1,55 @@
+//! Parameter and multiply-accumulate counts, per layer and in total.
+
+use serde::Serialize;
+
+use crate::layer::Layer;
+use crate::model::{ActShape, Model};
+
+/// The size and compute cost of one layer for one image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LayerCost {
+    /// torchvision-style layer name.
+    pub name: String,
+    /// Layer kind (`conv2d`, `linear`, ...).
+    pub kind: &'static str,
+    /// Stored parameters (BatchNorm running statistics included).
+    pub params: usize,
+    /// Multiply-accumulate operations for one image (0 for unit-wise layers).
+    pub macs: usize,
+}
+
+impl Model {
+    /// Cost of every layer, in order.
+    pub fn layer_costs(&self) -> Vec<LayerCost> {
+        self.layers()
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| LayerCost {
+                name: self.name(i),
+                kind: layer.kind(),
+                params: layer.param_count(),
+                macs: layer_macs(layer, self.shape_before(i + 1)),
+            })
+            .collect()
+    }
+
+    /// Total stored parameters.
+    pub fn param_count(&self) -> usize {
+        self.layers().iter().map(Layer::param_count).sum()
+    }
+
+    /// Total multiply-accumulates for one image, the usual "FLOPs" of CNN
+    /// papers (conv and linear layers only).
+    pub fn macs(&self) -> usize {
+        self.layer_costs().iter().map(|c| c.macs).sum()
+    }
+}
+
+/// MACs of `layer` given the shape it outputs.
+fn layer_macs(layer: &Layer, output: ActShape) -> usize {
+    match layer {
+        Layer::Conv2d(conv) => conv.weight().elem_count() * output.positions(),
+        Layer::Linear(linear) => linear.weight().elem_count(),
+        _ => 0,
+    }
+}

@@ -1,0 +1,69 @@
+//! The binary version of CIFAR-10 (`cifar-10-binary.tar.gz`).
+//!
+//! Each batch file is a sequence of 3073-byte records: one label byte, then
+//! the 32x32 image as three row-major planes, red, green and blue — already
+//! the `C x H x W` layout of [`Dataset`], so records are copied as they are.
+
+use std::path::Path;
+
+use super::{locate, Dataset, DatasetError, Split, NUM_CLASSES};
+
+/// Image channels, height and width.
+const SHAPE: (usize, usize, usize) = (3, 32, 32);
+/// Bytes per record: the label, then the pixels.
+const RECORD: usize = 1 + SHAPE.0 * SHAPE.1 * SHAPE.2;
+/// The directory the official archive unpacks to; accepted below the given
+/// directory so that users can point at where they unpacked it.
+const SUBDIR: &str = "cifar-10-batches-bin";
+
+/// Reads one split of CIFAR-10 from `dir` or `dir/cifar-10-batches-bin`,
+/// concatenating the batch files in order.
+pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, DatasetError> {
+    let files: &[&'static str] = match split {
+        Split::Train => &[
+            "data_batch_1.bin",
+            "data_batch_2.bin",
+            "data_batch_3.bin",
+            "data_batch_4.bin",
+            "data_batch_5.bin",
+        ],
+        Split::Test => &["test_batch.bin"],
+    };
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for &file in files {
+        let path = locate(file, vec![dir.join(file), dir.join(SUBDIR).join(file)])?;
+        let bytes = std::fs::read(&path).map_err(|source| DatasetError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if bytes.len() % RECORD != 0 {
+            return Err(DatasetError::CifarSize {
+                path,
+                len: bytes.len(),
+                record: RECORD,
+            });
+        }
+        let count = bytes.len() / RECORD;
+        images.reserve(count * (RECORD - 1));
+        labels.reserve(count);
+        for (index, record) in bytes.chunks_exact(RECORD).enumerate() {
+            // `chunks_exact` yields whole records, so both halves exist.
+            let (label, pixels) = (record[0], &record[1..]);
+            if usize::from(label) >= NUM_CLASSES {
+                return Err(DatasetError::LabelOutOfRange { path, index, label });
+            }
+            labels.push(label);
+            images.extend_from_slice(pixels);
+        }
+    }
+    let (channels, height, width) = SHAPE;
+    Ok(Dataset {
+        name: name.to_owned(),
+        channels,
+        height,
+        width,
+        images,
+        labels,
+    })
+}

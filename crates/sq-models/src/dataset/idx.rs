@@ -1,0 +1,163 @@
+//! The IDX format of MNIST and Fashion-MNIST.
+//!
+//! An IDX file is a big-endian header followed by raw data: the magic number
+//! `0x0000TTDD` (`TT` the element type, `0x08` for `u8`; `DD` the number of
+//! dimensions), then one `u32` per dimension, then the elements in row-major
+//! order. Image files have three dimensions (count, rows, columns), label
+//! files one (count). Files may be gzip-compressed, as they are distributed;
+//! compression is recognised by its magic bytes, whatever the file's name.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::bufread::MultiGzDecoder;
+
+use super::{locate, Dataset, DatasetError, Split, NUM_CLASSES};
+
+/// Magic number of a `u8` IDX file with three dimensions.
+const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of a `u8` IDX file with one dimension.
+const LABELS_MAGIC: u32 = 0x0000_0801;
+/// The first two bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// Initial buffer size cap, so that a corrupt header cannot reserve
+/// gigabytes up front; the buffer grows past it for real data.
+const MAX_RESERVE: u64 = 64 << 20;
+
+/// Reads one split of an IDX dataset (MNIST layout) from `dir`.
+pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, DatasetError> {
+    let (images_file, labels_file) = match split {
+        Split::Train => ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        Split::Test => ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    };
+    let images_path = find(dir, images_file)?;
+    let labels_path = find(dir, labels_file)?;
+
+    let ([label_count], labels) = read(
+        &labels_path,
+        LABELS_MAGIC,
+        "IDX label file (u8, 1 dimension)",
+    )?;
+    if let Some(index) = labels
+        .iter()
+        .position(|&label| usize::from(label) >= NUM_CLASSES)
+    {
+        return Err(DatasetError::LabelOutOfRange {
+            path: labels_path,
+            index,
+            label: labels[index],
+        });
+    }
+    let ([image_count, height, width], images) = read(
+        &images_path,
+        IMAGES_MAGIC,
+        "IDX image file (u8, 3 dimensions)",
+    )?;
+    if image_count != label_count {
+        return Err(DatasetError::CountMismatch {
+            images: images_path,
+            labels: labels_path,
+            image_count,
+            label_count,
+        });
+    }
+    Ok(Dataset {
+        name: name.to_owned(),
+        channels: 1,
+        height,
+        width,
+        images,
+        labels,
+    })
+}
+
+/// `dir/file`, or else `dir/file.gz`.
+fn find(dir: &Path, file: &'static str) -> Result<PathBuf, DatasetError> {
+    locate(file, vec![dir.join(file), dir.join(format!("{file}.gz"))])
+}
+
+/// Reads an IDX file of `u8` elements with `D` dimensions: checks the magic
+/// number against `magic` (described as `kind` in errors) and the data length
+/// against the header, and returns the dimensions and the data.
+fn read<const D: usize>(
+    path: &Path,
+    magic: u32,
+    kind: &'static str,
+) -> Result<([usize; D], Vec<u8>), DatasetError> {
+    let io_error = |source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut reader = open(path)?;
+
+    let header_len = 4 * (1 + D as u64);
+    let mut header = Vec::with_capacity(4 * (1 + D));
+    (&mut reader)
+        .take(header_len)
+        .read_to_end(&mut header)
+        .map_err(io_error)?;
+    let mut words = header
+        .chunks_exact(4)
+        .map(|word| u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
+    if let Some(found) = words.next() {
+        if found != magic {
+            return Err(DatasetError::BadMagic {
+                path: path.to_owned(),
+                kind,
+                expected: magic,
+                found,
+            });
+        }
+    }
+    let truncated = |expected, actual| DatasetError::Truncated {
+        path: path.to_owned(),
+        expected,
+        actual,
+    };
+    if (header.len() as u64) < header_len {
+        return Err(truncated(header_len, header.len() as u64));
+    }
+    let mut dims = [0; D];
+    for (dim, word) in dims.iter_mut().zip(words) {
+        *dim = word as usize;
+    }
+
+    let data_len = dims
+        .iter()
+        .fold(1u64, |len, &dim| len.saturating_mul(dim as u64));
+    let mut data = Vec::with_capacity(data_len.min(MAX_RESERVE) as usize);
+    // One byte more than promised reveals trailing data.
+    reader
+        .take(data_len.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(io_error)?;
+    let expected = header_len.saturating_add(data_len);
+    match (data.len() as u64).cmp(&data_len) {
+        std::cmp::Ordering::Less => Err(truncated(expected, header_len + data.len() as u64)),
+        std::cmp::Ordering::Greater => Err(DatasetError::TrailingData {
+            path: path.to_owned(),
+            expected,
+        }),
+        std::cmp::Ordering::Equal => Ok((dims, data)),
+    }
+}
+
+/// Opens `path` for reading, decompressing it if it starts with the gzip
+/// magic bytes.
+fn open(path: &Path) -> Result<Box<dyn Read>, DatasetError> {
+    let io_error = |source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut reader = BufReader::new(File::open(path).map_err(io_error)?);
+    if reader
+        .fill_buf()
+        .map_err(io_error)?
+        .starts_with(&GZIP_MAGIC)
+    {
+        Ok(Box::new(MultiGzDecoder::new(reader)))
+    } else {
+        Ok(Box::new(reader))
+    }
+}

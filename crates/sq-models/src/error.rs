@@ -1,0 +1,91 @@
+//! The error type of model loading, validation and execution.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading, checking, running or saving a model.
+///
+/// File-related variants carry the path so that a user with several
+/// checkpoints knows which one is broken.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid safetensors file (truncated, corrupt header, ...).
+    #[error("{path}: not a valid safetensors checkpoint: {message}")]
+    Safetensors {
+        /// The file involved.
+        path: PathBuf,
+        /// What the safetensors parser reported.
+        message: String,
+    },
+    /// A tensor the architecture needs is absent.
+    #[error("{path}: missing tensor `{key}`")]
+    MissingTensor {
+        /// The file involved.
+        path: PathBuf,
+        /// The missing key.
+        key: String,
+    },
+    /// A tensor has a shape that does not fit the architecture.
+    #[error("{path}: tensor `{key}` has shape {found:?}, expected {expected}")]
+    TensorShape {
+        /// The file involved.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// What the architecture requires, in words.
+        expected: String,
+        /// The shape found in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor is stored in a dtype we cannot compute with.
+    #[error("{path}: tensor `{key}` has unsupported dtype {dtype} (expected F32, F16 or BF16)")]
+    UnsupportedDtype {
+        /// The file involved.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// The dtype found.
+        dtype: String,
+    },
+    /// The keys of the checkpoint do not describe a VGG network we understand.
+    #[error("{path}: {message}")]
+    Layout {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong with the layout.
+        message: String,
+    },
+    /// A model description is internally inconsistent (for example a layer
+    /// reads 64 channels while its predecessor produces 32).
+    #[error("invalid model: layer `{layer}`: {message}")]
+    Invalid {
+        /// Name of the offending layer.
+        layer: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An input tensor has the wrong shape for this model.
+    #[error("input of shape {found:?} does not match the model input {expected}")]
+    Input {
+        /// The model's expected input, in words.
+        expected: String,
+        /// The shape given.
+        found: Vec<usize>,
+    },
+    /// The dataset's images cannot be preprocessed for this model.
+    #[error(transparent)]
+    Preprocess(#[from] crate::dataset::PreprocessError),
+    /// An error raised by candle while computing.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;

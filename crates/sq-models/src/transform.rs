@@ -1,0 +1,35 @@
+//! Whole-model transformations that keep the function the model computes.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::layer::{Conv2d, Layer};
+use crate::model::Model;
+
+/// Folds every BatchNorm that directly follows a convolution into it:
+/// `W' = W * scale` per output channel and `b' = b * scale + shift`, where
+/// `scale = gamma / sqrt(var + eps)` and `shift = beta - mean * scale`.
+///
+/// The result computes the same function (up to float round-off) with one
+/// layer fewer per block, and is named like the plain (non-BN) VGG.
+pub fn fold_batchnorm(model: &Model) -> Result<Model> {
+    let mut layers: Vec<Layer> = Vec::with_capacity(model.layers().len());
+    for layer in model.layers() {
+        match (layers.last_mut(), layer) {
+            (Some(Layer::Conv2d(conv)), Layer::BatchNorm2d(bn)) => {
+                let scale = bn.scale()?;
+                let out = scale.dims1()?;
+                let weight = conv.weight().broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+                let bias = match conv.bias() {
+                    Some(b) => b.mul(&scale)?,
+                    None => Tensor::zeros(out, scale.dtype(), scale.device())?,
+                }
+                .add(&bn.shift()?)?;
+                *conv = Conv2d::new(weight, Some(bias), *conv.config());
+            }
+            _ => layers.push(layer.clone()),
+        }
+    }
+    let (input, _, metadata) = model.clone().into_parts();
+    Model::new(input, layers, metadata)
+}

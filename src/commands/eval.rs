@@ -1,0 +1,71 @@
+//! `squeeze eval`: accuracy, size, FLOPs and throughput of a checkpoint.
+
+use anyhow::Result;
+use serde_json::json;
+use sq_models::dataset::Split;
+use sq_models::eval::{evaluate, preprocess_for};
+use sq_models::Arch;
+
+use super::model_args::{DataArgs, ModelArgs};
+use crate::progress;
+
+/// Flags of `squeeze eval`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Which split to evaluate on.
+    #[arg(long, default_value = "test")]
+    split: Split,
+    /// Evaluate only the first N images (file order).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Print one JSON object on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `squeeze eval`.
+pub fn run(args: Args) -> Result<()> {
+    let model = args.model.load()?;
+    let (spec, mut data) = args.data.load(args.split)?;
+    if let Some(limit) = args.limit {
+        data.truncate(limit);
+    }
+    let pre = preprocess_for(&model, &data, args.data.fallback_stats())?;
+    let bar = progress::bar(data.len(), "evaluating", "images");
+    let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+
+    let arch = Arch::of(&model).name();
+    if args.json {
+        let out = json!({
+            "model": args.model.model,
+            "arch": arch,
+            "dataset": spec.to_string(),
+            "split": args.split.to_string(),
+            "top1": result.top1(),
+            "correct": result.correct,
+            "images": result.images,
+            "params": model.param_count(),
+            "flops": model.macs(),
+            "batch": args.batch,
+            "seconds": result.seconds,
+            "images_per_sec": result.images_per_sec(),
+        });
+        println!("{out}");
+    } else {
+        println!("model     {} ({arch}, input {})", args.model.model.display(), model.input_shape());
+        println!("dataset   {spec} {} split, {} images", args.split, result.images);
+        println!("top-1     {:.2}% ({}/{})", 100.0 * result.top1(), result.correct, result.images);
+        println!("params    {}", model.param_count());
+        println!("FLOPs     {:.1} M multiply-accumulates per image", model.macs() as f64 / 1e6);
+        println!("speed     {:.1} images/s at batch {}", result.images_per_sec(), args.batch);
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand; each parses its flags and calls the libraries.
+
+pub mod eval;
+pub mod model_args;

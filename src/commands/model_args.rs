@@ -1,0 +1,53 @@
+//! Flags shared by the subcommands that load a model and a dataset.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use sq_models::dataset::{Dataset, DatasetSpec, Split};
+use sq_models::{Arch, Model};
+
+/// Which checkpoint to load and how.
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// Safetensors checkpoint with torchvision VGG names (features.N.*, classifier.N.*).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Architecture (vgg11/13/16/19, optionally _bn); detected from the keys by default.
+    #[arg(long)]
+    pub arch: Option<Arch>,
+}
+
+impl ModelArgs {
+    /// Loads the checkpoint.
+    pub fn load(&self) -> Result<Model> {
+        Ok(sq_models::checkpoint::load(&self.model, self.arch.as_ref())?)
+    }
+}
+
+/// Which images to use and how to normalise them.
+#[derive(clap::Args, Debug)]
+pub struct DataArgs {
+    /// `fashion-mnist` (the copy in data/), `fashion-mnist:DIR`, `mnist:DIR` or `cifar10:DIR`.
+    #[arg(long)]
+    pub dataset: String,
+    /// Per-channel normalisation mean (comma-separated), used when the checkpoint's metadata has none.
+    #[arg(long, value_delimiter = ',', requires = "std")]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel normalisation std (comma-separated), used when the checkpoint's metadata has none.
+    #[arg(long, value_delimiter = ',', requires = "mean")]
+    pub std: Option<Vec<f32>>,
+}
+
+impl DataArgs {
+    /// Parses the dataset spec and loads one split.
+    pub fn load(&self, split: Split) -> Result<(DatasetSpec, Dataset)> {
+        let spec: DatasetSpec = self.dataset.parse()?;
+        let data = spec.load(split).with_context(|| format!("loading {spec} ({split} split)"))?;
+        Ok((spec, data))
+    }
+
+    /// The normalisation given on the command line, if any.
+    pub fn fallback_stats(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        self.mean.clone().zip(self.std.clone())
+    }
+}

@@ -1,0 +1,35 @@
+//! `squeeze`: one-shot compression of trained CNNs by squeezing correlated neurons.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod progress;
+
+#[derive(Parser)]
+#[command(name = "squeeze", version, about = "Make a trained CNN smaller and faster in one shot, without fine-tuning")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Top-1 accuracy, size, FLOPs and throughput of a checkpoint on a dataset.
+    Eval(commands::eval::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => commands::eval::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
