@@ -18,12 +18,15 @@ struct Cli {
 enum Command {
     /// Top-1 accuracy, size, FLOPs and throughput of a checkpoint on a dataset.
     Eval(commands::eval::Args),
+    /// Per-layer information content: k(tau), explained-variance curves, dead units.
+    Analyze(commands::analyze::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Eval(args) => commands::eval::run(args),
+        Command::Analyze(args) => commands::analyze::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

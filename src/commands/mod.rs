@@ -1,4 +1,5 @@
 //! One module per subcommand; each parses its flags and calls the libraries.
 
+pub mod analyze;
 pub mod eval;
 pub mod model_args;

@@ -186,15 +186,16 @@ impl Model {
     /// Runs the whole model and calls `hook(i, input)` with the tensor each
     /// layer `i` reads, just before running it. This is how statistics are
     /// captured: candle has no forward hooks, so the runner offers one.
-    pub fn forward_with<F>(&self, x: &Tensor, mut hook: F) -> Result<Tensor>
+    pub fn forward_with<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
     where
-        F: FnMut(usize, &Tensor) -> Result<()>,
+        E: From<ModelError>,
+        F: FnMut(usize, &Tensor) -> std::result::Result<(), E>,
     {
         self.check_input(x)?;
         let mut x = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             hook(i, &x)?;
-            x = layer.forward(&x)?;
+            x = layer.forward(&x).map_err(ModelError::from)?;
         }
         Ok(x)
     }

@@ -1,0 +1,162 @@
+//! Capture correctness: the moments equal a naive per-sample computation on
+//! exactly the tensor each consumer reads; shards merge exactly; files round-trip.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use proptest::prelude::*;
+use sq_capture::{accumulate, capture, Stats};
+use sq_linalg::Moments;
+use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
+use sq_models::synthetic::VggSpec;
+use sq_models::Model;
+
+/// Naive moments: loop over samples, unit vector per (image, position).
+fn naive(x: &Tensor) -> (u64, Vec<f64>, Vec<f64>) {
+    let (samples, n): (Vec<Vec<f64>>, usize) = match x.dims() {
+        &[b, c, h, w] => {
+            let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut out = Vec::new();
+            for i in 0..b {
+                for p in 0..h * w {
+                    out.push((0..c).map(|ch| v[(i * c + ch) * h * w + p] as f64).collect());
+                }
+            }
+            (out, c)
+        }
+        &[b, f] => {
+            let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            ((0..b).map(|i| v[i * f..(i + 1) * f].iter().map(|&a| a as f64).collect()).collect(), f)
+        }
+        _ => unreachable!(),
+    };
+    let mut sum = vec![0.0; n];
+    let mut gram = vec![0.0; n * n];
+    for s in &samples {
+        for i in 0..n {
+            sum[i] += s[i];
+            for j in 0..n {
+                gram[i * n + j] += s[i] * s[j];
+            }
+        }
+    }
+    (samples.len() as u64, sum, gram)
+}
+
+fn assert_moments_eq(m: &Moments, (count, sum, gram): &(u64, Vec<f64>, Vec<f64>)) {
+    assert_eq!(m.count(), *count);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()));
+    assert!(m.sum().iter().zip(sum).all(|(a, b)| close(*a, *b)), "sums differ");
+    assert!(m.gram().as_slice().iter().zip(gram).all(|(a, b)| close(*a, *b)), "Gram matrices differ");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn accumulate_matches_naive_per_sample_loop(b in 1usize..4, c in 1usize..6, h in 1usize..5, w in 1usize..5, seed in 0u64..1000) {
+        let len = b * c * h * w;
+        let data: Vec<f32> = (0..len).map(|i| ((i as u64 * 7919 + seed * 104729) % 1000) as f32 / 100.0 - 5.0).collect();
+        let x = Tensor::from_vec(data, (b, c, h, w), &Device::Cpu).unwrap();
+        let mut m = Moments::new(c);
+        accumulate(&mut m, &x).unwrap();
+        assert_moments_eq(&m, &naive(&x));
+        let flat = x.flatten_from(1).unwrap();
+        let mut m = Moments::new(c * h * w);
+        accumulate(&mut m, &flat).unwrap();
+        assert_moments_eq(&m, &naive(&flat));
+    }
+}
+
+/// Writes 28x28 images and their labels as an IDX test split in `dir` and loads it.
+fn dataset_from(dir: &Path, pixels: &[u8], labels: &[u8]) -> Dataset {
+    let n = labels.len() as u32;
+    let mut images = vec![0, 0, 8, 3];
+    for d in [n, 28, 28] {
+        images.extend(d.to_be_bytes());
+    }
+    images.extend(pixels);
+    let mut label_file = vec![0, 0, 8, 1];
+    label_file.extend(n.to_be_bytes());
+    label_file.extend(labels);
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), label_file).unwrap();
+    DatasetSpec::FashionMnist(dir.into()).load(Split::Test).unwrap()
+}
+
+/// `n` pseudo-random images.
+fn dataset(dir: &Path, n: usize) -> Dataset {
+    let pixels: Vec<u8> = (0..n * 784).map(|i| ((i * 2654435761usize) >> 7) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    dataset_from(dir, &pixels, &labels)
+}
+
+fn setup(n: usize) -> (tempfile::TempDir, Model, Dataset, Preprocess) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), n);
+    // 64x64 input keeps a 2x2 map at the flatten, so the conv -> flatten -> linear link has 4 positions.
+    let model = VggSpec::uniform("vgg11_bn".parse().unwrap(), 6, 1, 64, 12).build(9).unwrap();
+    let pre = Preprocess::new(vec![0.3], vec![0.35], (28, 28), (64, 64)).unwrap();
+    (dir, model, data, pre)
+}
+
+#[test]
+fn capture_records_what_each_consumer_reads() {
+    let (_dir, model, data, pre) = setup(10);
+    let stats = capture(&model, &data, &pre, 4, |_| {}).unwrap();
+    let links = model.links();
+    assert_eq!(stats.layers().len(), links.len());
+    let x = pre.batch(&data, 0..data.len()).unwrap();
+    for (link, layer) in links.iter().zip(stats.layers()) {
+        assert_eq!(layer.name, model.name(link.producer));
+        let tapped = model.forward_range(&x, 0..link.tap).unwrap();
+        assert_moments_eq(&layer.moments, &naive(&tapped));
+        assert_eq!(layer.images(), 10);
+    }
+    // The conv feeding the classifier is tapped before the flatten: channels, 2x2 positions.
+    let last_conv = &stats.layers()[links.len() - 2];
+    assert_eq!((last_conv.moments.dim(), last_conv.positions_per_image), (6, 4));
+}
+
+#[test]
+fn shards_merge_into_the_whole() {
+    let (_dir, model, data, pre) = setup(12);
+    let whole = capture(&model, &data, &pre, 5, |_| {}).unwrap();
+    let mut first = data.clone();
+    first.truncate(7);
+    let dir = tempfile::tempdir().unwrap();
+    let second = dataset_from(dir.path(), &data.images()[7 * 784..], &data.labels()[7..]);
+    let mut merged = capture(&model, &first, &pre, 3, |_| {}).unwrap();
+    merged.merge(&capture(&model, &second, &pre, 2, |_| {}).unwrap()).unwrap();
+    for (a, b) in merged.layers().iter().zip(whole.layers()) {
+        assert_eq!(a.moments.count(), b.moments.count());
+        let (ga, gb) = (a.moments.gram(), b.moments.gram());
+        let scale = gb.as_slice().iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        assert!(ga.as_slice().iter().zip(gb.as_slice()).all(|(x, y)| (x - y).abs() <= 1e-9 * scale), "{}", a.name);
+    }
+}
+
+#[test]
+fn statistics_files_round_trip_and_reject_garbage() {
+    let (dir, model, data, pre) = setup(3);
+    let stats = capture(&model, &data, &pre, 3, |_| {}).unwrap();
+    let path = dir.path().join("stats.safetensors");
+    stats.save(&path).unwrap();
+    assert_eq!(Stats::load(&path).unwrap(), stats);
+
+    std::fs::write(&path, b"garbage").unwrap();
+    let err = Stats::load(&path).unwrap_err().to_string();
+    assert!(err.contains("stats.safetensors"), "{err}");
+    // A model checkpoint is not a statistics file.
+    sq_models::checkpoint::save(&model, &path, Default::default()).unwrap();
+    let err = Stats::load(&path).unwrap_err().to_string();
+    assert!(err.contains("format"), "{err}");
+}
+
+#[test]
+fn merging_statistics_of_different_models_is_refused() {
+    let (_dir, model, data, pre) = setup(2);
+    let mut a = capture(&model, &data, &pre, 2, |_| {}).unwrap();
+    let other = VggSpec::uniform("vgg11_bn".parse().unwrap(), 5, 1, 64, 12).build(9).unwrap();
+    let b = capture(&other, &data, &pre, 2, |_| {}).unwrap();
+    assert!(a.merge(&b).is_err());
+}

@@ -1,0 +1,104 @@
+//! Applying a patch: a new model with a narrower producer and a compensated consumer.
+
+use candle_core::{Device, Tensor};
+use sq_linalg::Matrix;
+use sq_models::{BatchNorm2d, Conv2d, Layer, Linear, Model};
+
+use crate::error::{Result, RewriteError};
+use crate::plan::{AffineMap, Patch};
+
+/// Returns `model` with `patch` applied: the producer keeps only
+/// `patch.kept` output units (so do the BatchNorms between producer and
+/// consumer), and the consumer reads only those units, with the
+/// reconstruction of the removed ones folded into its weights and bias.
+pub fn apply(model: &Model, patch: &Patch) -> Result<Model> {
+    let link = &patch.link;
+    let name = model.name(link.producer);
+    let mismatch = |message: String| RewriteError::Mismatch { layer: name.clone(), message };
+    let current = model.links().into_iter().find(|l| l.producer == link.producer);
+    if current.as_ref() != Some(link) {
+        return Err(mismatch(format!("the model has no link {} -> {} of {} units", name, model.name(link.consumer), link.units())));
+    }
+    let (input, mut layers, metadata) = model.clone().into_parts();
+    let kept = index_tensor(&patch.kept)?;
+
+    layers[link.producer] = match &layers[link.producer] {
+        Layer::Conv2d(conv) => Layer::Conv2d(Conv2d::new(
+            conv.weight().index_select(&kept, 0)?,
+            conv.bias().map(|b| b.index_select(&kept, 0)).transpose()?,
+            *conv.config(),
+        )),
+        Layer::Linear(linear) => Layer::Linear(Linear::new(
+            linear.weight().index_select(&kept, 0)?,
+            linear.bias().map(|b| b.index_select(&kept, 0)).transpose()?,
+        )),
+        other => return Err(mismatch(format!("a {} layer cannot be a producer", other.kind()))),
+    };
+    for i in link.between() {
+        if let Layer::BatchNorm2d(bn) = &layers[i] {
+            layers[i] = Layer::BatchNorm2d(BatchNorm2d::new(
+                bn.gamma().index_select(&kept, 0)?,
+                bn.beta().index_select(&kept, 0)?,
+                bn.running_mean().index_select(&kept, 0)?,
+                bn.running_var().index_select(&kept, 0)?,
+                bn.eps(),
+            )?);
+        }
+    }
+    // The consumer's weight, seen as out x units x taps: taps are the kernel
+    // positions of a conv, or the spatial positions a flatten spreads each
+    // channel over for a linear layer (1 for a plain linear -> linear link).
+    let units = link.units();
+    layers[link.consumer] = match &layers[link.consumer] {
+        Layer::Conv2d(conv) => {
+            let dims = conv.weight().dims4()?;
+            let (weight, bias) = fold(conv.weight(), conv.bias(), units, patch)?;
+            Layer::Conv2d(Conv2d::new(weight.reshape((dims.0, patch.kept.len(), dims.2, dims.3))?, Some(bias), *conv.config()))
+        }
+        Layer::Linear(linear) => {
+            let out = linear.weight().dims2()?.0;
+            let (weight, bias) = fold(linear.weight(), linear.bias(), units, patch)?;
+            Layer::Linear(Linear::new(weight.reshape((out, ()))?, Some(bias)))
+        }
+        other => return Err(mismatch(format!("a {} layer cannot be a consumer", other.kind()))),
+    };
+    Ok(Model::new(input, layers, metadata)?)
+}
+
+fn index_tensor(indices: &[usize]) -> Result<Tensor> {
+    let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+    Ok(Tensor::from_vec(idx, indices.len(), &Device::Cpu)?)
+}
+
+/// The consumer's new weight (`out x |S| x taps`, flattened) and bias.
+fn fold(weight: &Tensor, bias: Option<&Tensor>, units: usize, patch: &Patch) -> Result<(Tensor, Tensor)> {
+    let out = weight.dims()[0];
+    let taps = weight.elem_count() / (out * units);
+    let w = weight.flatten_all()?.to_vec1::<f32>()?;
+    let at = |o: usize, u: usize, t: usize| f64::from(w[(o * units + u) * taps + t]);
+    let mut b: Vec<f64> = match bias {
+        Some(b) => b.to_vec1::<f32>()?.into_iter().map(f64::from).collect(),
+        None => vec![0.0; out],
+    };
+    let (s, r) = (&patch.kept, &patch.removed);
+    let mut new_w: Vec<f64> = (0..out).flat_map(|o| s.iter().flat_map(move |&u| (0..taps).map(move |t| at(o, u, t)))).collect();
+    if let Some(AffineMap { b: map_b, c, .. }) = &patch.map {
+        // W_R as an (out*taps) x |R| matrix; W_R B adds to W_S tap by tap.
+        let w_r = Matrix::from_rows(out * taps, r.len(), (0..out * taps).flat_map(|ot| r.iter().map(move |&u| at(ot / taps, u, ot % taps))).collect())?;
+        let gain = w_r.matmul(map_b)?;
+        for o in 0..out {
+            for (j, _) in s.iter().enumerate() {
+                for t in 0..taps {
+                    new_w[(o * s.len() + j) * taps + t] += gain[(o * taps + t, j)];
+                }
+            }
+            // b' = b + sum over taps of W[:, R, tap] c
+            for t in 0..taps {
+                b[o] += (0..r.len()).map(|i| w_r[(o * taps + t, i)] * c[i]).sum::<f64>();
+            }
+        }
+    }
+    let to_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    let len = new_w.len();
+    Ok((Tensor::from_vec(to_f32(new_w), len, &Device::Cpu)?, Tensor::from_vec(to_f32(b), out, &Device::Cpu)?))
+}

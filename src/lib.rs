@@ -1,0 +1,16 @@
+//! squeeze: one-shot compression of trained CNNs by squeezing correlated neurons.
+//!
+//! This crate ties the workspace's libraries together for the `squeeze`
+//! command line and `cargo xtask`:
+//!
+//! * [`analysis`] — information content per layer (spectra, k(tau), dead units);
+//! * [`plot`] — charts of the explained-variance curves and results.
+//!
+//! The building blocks live in their own crates: `sq-models` (model
+//! description, runner, data), `sq-capture` (statistics), `sq-linalg`
+//! (linear algebra), `sq-select` (which units to keep) and `sq-rewrite`
+//! (model surgery).
+#![deny(missing_docs)]
+
+pub mod analysis;
+pub mod plot;
