@@ -4,7 +4,9 @@
 //! command line and `cargo xtask`:
 //!
 //! * [`analysis`] — information content per layer (spectra, k(tau), dead units);
-//! * [`plot`] — charts of the explained-variance curves and results.
+//! * [`compress`] — the one-shot pipeline (capture, select, rewrite; sequential or one-pass);
+//! * [`plot`] — charts of the explained-variance curves and results;
+//! * [`progress`] — progress bars shared by the command line and the xtask.
 //!
 //! The building blocks live in their own crates: `sq-models` (model
 //! description, runner, data), `sq-capture` (statistics), `sq-linalg`
@@ -13,4 +15,6 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+pub mod compress;
 pub mod plot;
+pub mod progress;

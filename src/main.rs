@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
-mod progress;
 
 #[derive(Parser)]
 #[command(name = "squeeze", version, about = "Make a trained CNN smaller and faster in one shot, without fine-tuning")]
@@ -20,6 +19,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Per-layer information content: k(tau), explained-variance curves, dead units.
     Analyze(commands::analyze::Args),
+    /// Squeeze a checkpoint in one shot and write the smaller one.
+    Compress(commands::compress::Args),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Eval(args) => commands::eval::run(args),
         Command::Analyze(args) => commands::analyze::run(args),
+        Command::Compress(args) => commands::compress::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use sq_models::eval::preprocess_for;
 use squeeze::analysis::{analyze, tau_key, LayerReport};
 
 use super::model_args::{DataArgs, ModelArgs};
-use crate::progress;
+use squeeze::progress;
 
 /// Flags of `squeeze analyze`.
 #[derive(clap::Args, Debug)]

@@ -7,7 +7,7 @@ use sq_models::eval::{evaluate, preprocess_for};
 use sq_models::Arch;
 
 use super::model_args::{DataArgs, ModelArgs};
-use crate::progress;
+use squeeze::progress;
 
 /// Flags of `squeeze eval`.
 #[derive(clap::Args, Debug)]

@@ -1,1 +1,50 @@
-fn main() {}
+//! Project automation, per the cargo-xtask convention: `cargo xtask reproduce vgg16`.
+//!
+//! `reproduce` runs the paper's experiment end to end, offline by default,
+//! and measures every figure it reports in the same run: accuracy on the
+//! full test split, parameters, FLOPs, bytes on disk, and interleaved
+//! wall-clock latency of the original and the squeezed models.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod hub;
+mod latency;
+mod report;
+mod reproduce;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "squeeze project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reproduce a paper result and measure it against the original model.
+    Reproduce {
+        #[command(subcommand)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum Target {
+    /// VGG-16 (Ozen & Orailoglu 2020: 4.9x smaller, 3.4x faster): method vs baselines per tau.
+    Vgg16(reproduce::Args),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Reproduce { target: Target::Vgg16(args) } => reproduce::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

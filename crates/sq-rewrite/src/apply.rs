@@ -65,6 +65,13 @@ pub fn apply(model: &Model, patch: &Patch) -> Result<Model> {
     Ok(Model::new(input, layers, metadata)?)
 }
 
+/// Drops the removed units from an activation (`N x n x ...`, units on
+/// dimension 1), as the patched producer would have computed it: the layers
+/// between producer and consumer act on each unit separately.
+pub fn keep_units(x: &Tensor, kept: &[usize]) -> Result<Tensor> {
+    Ok(x.index_select(&index_tensor(kept)?, 1)?)
+}
+
 fn index_tensor(indices: &[usize]) -> Result<Tensor> {
     let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
     Ok(Tensor::from_vec(idx, indices.len(), &Device::Cpu)?)

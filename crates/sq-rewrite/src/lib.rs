@@ -24,6 +24,6 @@ mod apply;
 mod error;
 mod plan;
 
-pub use apply::apply;
+pub use apply::{apply, keep_units};
 pub use error::{Result, RewriteError};
 pub use plan::{plan, AffineMap, Compensation, Patch};
