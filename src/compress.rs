@@ -22,7 +22,7 @@ use sq_capture::accumulate;
 use sq_linalg::Moments;
 use sq_models::dataset::{Dataset, Preprocess};
 use sq_models::{Layer, Link, Model};
-use sq_rewrite::{apply, keep_units, plan, Compensation};
+use sq_rewrite::{apply, keep_units, plan, Compensation, Statistics};
 use sq_select::{select_layer, Budget, LayerSelection, Selection, Strategy};
 
 /// Where the statistics of each producer come from.
@@ -56,6 +56,39 @@ impl std::fmt::Display for Mode {
     }
 }
 
+/// What each consumer's new input is fitted to reproduce, in sequential mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The input the consumer read in the original model: each cut also
+    /// corrects the error that earlier cuts left in its layer's input.
+    #[default]
+    Original,
+    /// The consumer's current input (after earlier cuts): only the removed
+    /// units are reconstructed, as DESIGN.md step 4 states it.
+    Current,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "original" => Ok(Self::Original),
+            "current" => Ok(Self::Current),
+            _ => Err(format!("unknown target `{s}` (expected original or current)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Original => "original",
+            Self::Current => "current",
+        })
+    }
+}
+
 /// Everything that decides how a model is squeezed.
 #[derive(Clone, Debug, Serialize)]
 pub struct Settings {
@@ -70,6 +103,9 @@ pub struct Settings {
     pub compensation: Compensation,
     /// Where the statistics come from.
     pub mode: Mode,
+    /// What the compensation reconstructs (sequential mode; in one-pass
+    /// mode the original and current inputs are the same).
+    pub target: Target,
     /// Images per forward pass while capturing.
     pub batch: usize,
 }
@@ -82,6 +118,7 @@ impl Default for Settings {
             strategy: Strategy::Eliminate,
             compensation: Compensation::Lstsq,
             mode: Mode::Sequential,
+            target: Target::Original,
             batch: 64,
         }
     }
@@ -98,7 +135,8 @@ pub struct LayerOutcome {
     pub k: usize,
     /// Share of the variance of the consumer's input that the kept units explain.
     pub retained_variance: f64,
-    /// Relative error of the consumer's input after the cut, on the calibration data.
+    /// Relative error of the consumer's new input against its target
+    /// (see [`Target`]), on the calibration data.
     pub relative_error: f64,
     /// Ridge added to solve for the reconstruction (0 unless `C[S,S]` was singular).
     pub ridge: f64,
@@ -166,18 +204,35 @@ pub fn compress(
     let mut layers = Vec::with_capacity(links.len());
     match settings.mode {
         Mode::Sequential => {
+            // Activations at the current cut: of the squeezed prefix, and
+            // (for the original target) of the original model.
             let mut frontier = batches;
+            let mut reference = (settings.target == Target::Original).then(|| frontier.clone());
             let mut at = 0;
             for (i, link) in links.iter().enumerate() {
                 for x in frontier.iter_mut() {
                     *x = current.forward_range(x, at..link.tap)?;
                 }
-                at = link.tap;
-                let mut moments = Moments::new(link.units());
-                for x in &frontier {
-                    accumulate(&mut moments, x)?;
+                for y in reference.iter_mut().flatten() {
+                    *y = model.forward_range(y, at..link.tap)?;
                 }
-                let (next, selection, outcome) = cut(&current, link, &moments, settings)?;
+                at = link.tap;
+                let (next, selection, outcome) = match &reference {
+                    Some(reference) => {
+                        let mut joint = Moments::new(2 * link.units());
+                        for (y, x) in reference.iter().zip(&frontier) {
+                            accumulate(&mut joint, &Tensor::cat(&[y, x], 1)?)?;
+                        }
+                        cut(&current, link, Statistics::Joint(&joint), settings)?
+                    }
+                    None => {
+                        let mut moments = Moments::new(link.units());
+                        for x in &frontier {
+                            accumulate(&mut moments, x)?;
+                        }
+                        cut(&current, link, Statistics::Current(&moments), settings)?
+                    }
+                };
                 for x in frontier.iter_mut() {
                     *x = keep_units(x, selection.kept())?;
                 }
@@ -190,7 +245,7 @@ pub fn compress(
         Mode::OnePass => {
             let stats = capture_batches(model, &links, &batches)?;
             for (i, (link, moments)) in links.iter().zip(&stats).enumerate() {
-                let (next, selection, outcome) = cut(&current, link, moments, settings)?;
+                let (next, selection, outcome) = cut(&current, link, Statistics::Current(moments), settings)?;
                 current = next;
                 selections.push(selection);
                 layers.push(outcome);
@@ -215,11 +270,12 @@ fn capture_batches(model: &Model, links: &[Link], batches: &[Tensor]) -> Result<
     Ok(moments)
 }
 
-/// Selects, plans and applies the cut of one link.
+/// Selects, plans and applies the cut of one link. Units are chosen on the
+/// covariance of the consumer's current input.
 fn cut(
     model: &Model,
     link: &Link,
-    moments: &Moments,
+    stats: Statistics<'_>,
     settings: &Settings,
 ) -> Result<(Model, LayerSelection, LayerOutcome), CompressError> {
     let name = model.name(link.producer);
@@ -228,15 +284,19 @@ fn cut(
         None => settings.budget,
     };
     let norms = matches!(settings.strategy, Strategy::L1).then(|| filter_l1_norms(&model.layers()[link.producer])).transpose()?;
-    let cov = moments.covariance()?;
+    let n = link.units();
+    let cov = match stats {
+        Statistics::Current(m) => m.covariance()?,
+        Statistics::Joint(m) => m.covariance()?.select(&(n..2 * n).collect::<Vec<_>>(), &(n..2 * n).collect::<Vec<_>>())?,
+    };
     let selection = select_layer(name.clone(), &cov, budget, settings.strategy, norms.as_deref())?;
-    let patch = plan(link, &name, selection.kept(), moments, settings.compensation)?;
+    let patch = plan(link, &name, selection.kept(), stats, settings.compensation)?;
     let outcome = LayerOutcome {
         name,
-        width: link.units(),
+        width: n,
         k: selection.k(),
         retained_variance: selection.retained_variance(),
-        relative_error: patch.relative_error(moments)?,
+        relative_error: patch.relative_error,
         ridge: patch.map.as_ref().map_or(0.0, |m| m.ridge),
     };
     Ok((apply(model, &patch)?, selection, outcome))

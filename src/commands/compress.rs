@@ -11,7 +11,7 @@ use sq_models::eval::preprocess_for;
 use sq_models::Model;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy};
-use squeeze::compress::{compress, Mode, Outcome, Settings};
+use squeeze::compress::{compress, Mode, Outcome, Settings, Target};
 
 use super::analyze::write_atomic;
 use super::model_args::{DataArgs, ModelArgs};
@@ -39,6 +39,10 @@ pub struct Args {
     /// sequential (statistics on the squeezed prefix) or one-pass.
     #[arg(long, default_value = "sequential")]
     mode: Mode,
+    /// What the compensation reconstructs in sequential mode: the
+    /// consumer's input in the original model, or its current input.
+    #[arg(long, default_value = "original")]
+    target: Target,
     /// Explicit per-layer widths instead of --tau: a manifest written by an
     /// earlier `squeeze compress`, or a JSON object {"features.0": 28, ...}.
     #[arg(long)]
@@ -71,6 +75,7 @@ pub fn run(args: Args) -> Result<()> {
         strategy: args.strategy,
         compensation: args.compensation,
         mode: args.mode,
+        target: args.target,
         batch: args.batch,
     };
     let bar = progress::bar(model.links().len(), "squeezing", "layers");

@@ -77,35 +77,32 @@ fn index_tensor(indices: &[usize]) -> Result<Tensor> {
     Ok(Tensor::from_vec(idx, indices.len(), &Device::Cpu)?)
 }
 
-/// The consumer's new weight (`out x |S| x taps`, flattened) and bias.
+/// The consumer's new weight (`out x |S| x taps`, flattened) and bias:
+/// `W' = W a` tap by tap and `b' = b + sum over taps of W c`, or only the
+/// kept columns of `W` without a map.
 fn fold(weight: &Tensor, bias: Option<&Tensor>, units: usize, patch: &Patch) -> Result<(Tensor, Tensor)> {
     let out = weight.dims()[0];
     let taps = weight.elem_count() / (out * units);
-    let w = weight.flatten_all()?.to_vec1::<f32>()?;
-    let at = |o: usize, u: usize, t: usize| f64::from(w[(o * units + u) * taps + t]);
+    let raw = weight.flatten_all()?.to_vec1::<f32>()?;
+    // W as an (out * taps) x units matrix: row (o, t), column u.
+    let at = |ot: usize, u: usize| f64::from(raw[((ot / taps) * units + u) * taps + ot % taps]);
+    let w = Matrix::from_rows(out * taps, units, (0..out * taps).flat_map(|ot| (0..units).map(move |u| at(ot, u))).collect())?;
     let mut b: Vec<f64> = match bias {
         Some(b) => b.to_vec1::<f32>()?.into_iter().map(f64::from).collect(),
         None => vec![0.0; out],
     };
-    let (s, r) = (&patch.kept, &patch.removed);
-    let mut new_w: Vec<f64> = (0..out).flat_map(|o| s.iter().flat_map(move |&u| (0..taps).map(move |t| at(o, u, t)))).collect();
-    if let Some(AffineMap { b: map_b, c, .. }) = &patch.map {
-        // W_R as an (out*taps) x |R| matrix; W_R B adds to W_S tap by tap.
-        let w_r = Matrix::from_rows(out * taps, r.len(), (0..out * taps).flat_map(|ot| r.iter().map(move |&u| at(ot / taps, u, ot % taps))).collect())?;
-        let gain = w_r.matmul(map_b)?;
-        for o in 0..out {
-            for (j, _) in s.iter().enumerate() {
-                for t in 0..taps {
-                    new_w[(o * s.len() + j) * taps + t] += gain[(o * taps + t, j)];
-                }
+    let s = &patch.kept;
+    let folded = match &patch.map {
+        Some(AffineMap { a, c, .. }) => {
+            for (ot, row) in (0..out * taps).map(|ot| (ot, w.row(ot))) {
+                b[ot / taps] += row.iter().zip(c).map(|(w, c)| w * c).sum::<f64>();
             }
-            // b' = b + sum over taps of W[:, R, tap] c
-            for t in 0..taps {
-                b[o] += (0..r.len()).map(|i| w_r[(o * taps + t, i)] * c[i]).sum::<f64>();
-            }
+            w.matmul(a)?
         }
-    }
-    let to_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        None => w.select(&(0..out * taps).collect::<Vec<_>>(), s)?,
+    };
+    let new_w: Vec<f32> = (0..out).flat_map(|o| (0..s.len()).flat_map(move |j| (0..taps).map(move |t| (o, j, t)))).map(|(o, j, t)| folded[(o * taps + t, j)] as f32).collect();
+    let b: Vec<f32> = b.into_iter().map(|x| x as f32).collect();
     let len = new_w.len();
-    Ok((Tensor::from_vec(to_f32(new_w), len, &Device::Cpu)?, Tensor::from_vec(to_f32(b), out, &Device::Cpu)?))
+    Ok((Tensor::from_vec(new_w, len, &Device::Cpu)?, Tensor::from_vec(b, out, &Device::Cpu)?))
 }

@@ -8,11 +8,13 @@
 //!    [`Patch`]: kept and removed units plus the affine map
 //!    `x_R ~ B x_S + c` with `B = C[R,S] C[S,S]^-1`, `c = mu_R - B mu_S`
 //!    (the least-squares reconstruction of the removed units), or no map for
-//!    plain deletion.
+//!    plain deletion. Given joint statistics of the original and the
+//!    current input ([`Statistics::Joint`]), the map instead reconstructs
+//!    the *original* input from the kept units, correcting earlier cuts too.
 //! 2. [`apply`] turns a model and a patch into a new, smaller model: the
 //!    producer loses the removed output units (weight rows, bias, BatchNorm
 //!    entries), and the consumer absorbs the map, `W'[:,S] = W[:,S] + W[:,R] B`
-//!    and `b' = b + W[:,R] c`, per kernel tap for a conv consumer and per
+//!    and `b' = b + W[:,R] c` (in general `W' = W A`, `b' = b + W c`), per kernel tap for a conv consumer and per
 //!    spatial position through a flatten into a linear consumer.
 //!
 //! A patch only changes its producer's outputs and its consumer's inputs,
@@ -26,4 +28,4 @@ mod plan;
 
 pub use apply::{apply, keep_units};
 pub use error::{Result, RewriteError};
-pub use plan::{plan, AffineMap, Compensation, Patch};
+pub use plan::{plan, AffineMap, Compensation, Patch, Statistics};

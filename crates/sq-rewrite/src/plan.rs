@@ -38,12 +38,28 @@ impl std::fmt::Display for Compensation {
     }
 }
 
-/// The affine reconstruction `x_R ~ b x_S + c` of the removed units.
+/// The statistics a cut is planned from.
+#[derive(Clone, Copy, Debug)]
+pub enum Statistics<'a> {
+    /// Moments of the consumer's current input (`n` units): the removed
+    /// units are reconstructed from the kept ones, `x_R ~ B x_S + c`.
+    Current(&'a Moments),
+    /// Joint moments of `[y; x]` (`2n` units), where `y` is what the
+    /// consumer read in the *original* model and `x` what it reads now,
+    /// after earlier cuts. Every unit of `y` is reconstructed from the kept
+    /// units of `x`, `y ~ A x_S + c`, so the cut also corrects the error
+    /// that earlier cuts left in this layer's input.
+    Joint(&'a Moments),
+}
+
+/// The affine map `y ~ a x_S + c` folded into the consumer, over all `n`
+/// units the consumer used to read. For [`Statistics::Current`] the rows of
+/// kept units are the identity and only removed units are reconstructed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AffineMap {
-    /// `|R| x |S|` coefficients.
-    pub b: Matrix,
-    /// `|R|` offsets.
+    /// `n x |S|` coefficients.
+    pub a: Matrix,
+    /// `n` offsets.
     pub c: Vec<f64>,
     /// Ridge added to `C[S,S]` to solve (0 unless it was singular).
     pub ridge: f64,
@@ -60,41 +76,29 @@ pub struct Patch {
     pub removed: Vec<usize>,
     /// Reconstruction folded into the consumer; `None` for plain deletion.
     pub map: Option<AffineMap>,
+    /// Relative error of the consumer's new input against its target on
+    /// the statistics the patch was planned from:
+    /// `sqrt(E||y_hat - y||^2 / E||y||^2)`.
+    pub relative_error: f64,
     /// Why: a human-readable description of the change.
     pub label: String,
 }
 
-impl Patch {
-    /// Relative error of the consumer's input after the patch, measured on
-    /// the statistics `moments` the patch was planned from:
-    /// `sqrt(E||x_hat - x||^2 / E||x||^2)`, where `x_hat` replaces the
-    /// removed units by their reconstruction (or by zero without one).
-    pub fn relative_error(&self, moments: &Moments) -> Result<f64> {
-        let cov = moments.covariance()?;
-        let mean = moments.mean()?;
-        let total: f64 = (0..cov.rows()).map(|i| cov[(i, i)] + mean[i] * mean[i]).sum();
-        let r = &self.removed;
-        let err = match &self.map {
-            // E||x_R - B x_S - c||^2 = trace(C_RR) - trace(B C_SR), the mean being matched exactly.
-            Some(map) => {
-                let c_sr = cov.select(&self.kept, r)?;
-                let explained: f64 = (0..r.len()).map(|i| (0..self.kept.len()).map(|j| map.b[(i, j)] * c_sr[(j, i)]).sum::<f64>()).sum();
-                r.iter().map(|&u| cov[(u, u)]).sum::<f64>() - explained
-            }
-            None => r.iter().map(|&u| cov[(u, u)] + mean[u] * mean[u]).sum(),
-        };
-        Ok(if total > 0.0 { (err.max(0.0) / total).sqrt() } else { 0.0 })
-    }
-}
-
 /// Plans the cut of `link` keeping `kept` (any order, no duplicates) of
-/// its units. `moments` are the statistics of the tensor the consumer
-/// reads; `name` is the producer's name, for labels and errors.
-pub fn plan(link: &Link, name: &str, kept: &[usize], moments: &Moments, compensation: Compensation) -> Result<Patch> {
+/// its units, from statistics of what the consumer reads; `name` is the
+/// producer's name, for labels and errors.
+pub fn plan(link: &Link, name: &str, kept: &[usize], stats: Statistics<'_>, compensation: Compensation) -> Result<Patch> {
     let n = link.units();
     let invalid = |message: String| RewriteError::InvalidKept { layer: name.to_string(), message };
-    if moments.dim() != n {
-        return Err(invalid(format!("statistics have {} units, the layer has {n}", moments.dim())));
+    let expected = match stats {
+        Statistics::Current(_) => n,
+        Statistics::Joint(_) => 2 * n,
+    };
+    let moments = match stats {
+        Statistics::Current(m) | Statistics::Joint(m) => m,
+    };
+    if moments.dim() != expected {
+        return Err(invalid(format!("statistics have {} units, expected {expected} for a layer of {n}", moments.dim())));
     }
     let mut kept = kept.to_vec();
     kept.sort_unstable();
@@ -108,25 +112,105 @@ pub fn plan(link: &Link, name: &str, kept: &[usize], moments: &Moments, compensa
         return Err(invalid(format!("unit {bad} out of range for width {n}")));
     }
     let removed: Vec<usize> = (0..n).filter(|u| kept.binary_search(u).is_err()).collect();
-    let map = match compensation {
-        Compensation::None => None,
-        Compensation::Lstsq if removed.is_empty() => None,
-        Compensation::Lstsq => Some(least_squares(moments, &kept, &removed)?),
+    let problem = Problem::new(stats, n, &kept)?;
+    let (map, relative_error) = match compensation {
+        Compensation::None => (None, problem.deletion_error()),
+        Compensation::Lstsq => {
+            let map = problem.least_squares(&removed)?;
+            let error = problem.fit_error(&map);
+            (Some(map), error)
+        }
     };
     let label = format!("{name}: keep {}/{n} units, compensation {compensation}", kept.len());
-    Ok(Patch { link: link.clone(), kept, removed, map, label })
+    Ok(Patch { link: link.clone(), kept, removed, map, relative_error, label })
 }
 
-/// `B = C[R,S] C[S,S]^-1` (solved as `C[S,S] B^T = C[S,R]`), `c = mu_R - B mu_S`.
-fn least_squares(moments: &Moments, kept: &[usize], removed: &[usize]) -> Result<AffineMap> {
-    let cov = moments.covariance()?;
-    let mean = moments.mean()?;
-    let solve = solve_spd(&cov.select(kept, kept)?, &cov.select(kept, removed)?)?;
-    let b = solve.x.transpose();
-    let c = removed
-        .iter()
-        .enumerate()
-        .map(|(i, &r)| mean[r] - kept.iter().enumerate().map(|(j, &s)| b[(i, j)] * mean[s]).sum::<f64>())
-        .collect();
-    Ok(AffineMap { b, c, ridge: solve.ridge })
+/// The regression of the target `y` (n units) on the kept current units `x_S`.
+struct Problem<'a> {
+    kept: &'a [usize],
+    /// Whether `y` is the current input itself.
+    current: bool,
+    cov: Matrix,
+    mean: Vec<f64>,
+    /// Offset of `x` inside `cov`/`mean` (0 for current, n for joint).
+    x0: usize,
+    n: usize,
+}
+
+impl<'a> Problem<'a> {
+    fn new(stats: Statistics<'_>, n: usize, kept: &'a [usize]) -> Result<Self> {
+        let (moments, current, x0) = match stats {
+            Statistics::Current(m) => (m, true, 0),
+            Statistics::Joint(m) => (m, false, n),
+        };
+        Ok(Self { kept, current, cov: moments.covariance()?, mean: moments.mean()?, x0, n })
+    }
+
+    fn xs(&self) -> Vec<usize> {
+        self.kept.iter().map(|&s| self.x0 + s).collect()
+    }
+
+    /// `E||y||^2`, the scale of the relative error.
+    fn total(&self) -> f64 {
+        (0..self.n).map(|u| self.cov[(u, u)] + self.mean[u] * self.mean[u]).sum()
+    }
+
+    fn relative(&self, err: f64) -> f64 {
+        let total = self.total();
+        if total > 0.0 {
+            (err.max(0.0) / total).sqrt()
+        } else {
+            0.0
+        }
+    }
+
+    /// `a = C[y,S] C[S,S]^-1` and `c = mu_y - a mu_S` (for the current
+    /// input: identity on kept units, `B = C[R,S] C[S,S]^-1` on removed ones).
+    fn least_squares(&self, removed: &[usize]) -> Result<AffineMap> {
+        let xs = self.xs();
+        let targets: Vec<usize> = if self.current { removed.to_vec() } else { (0..self.n).collect() };
+        let solve = solve_spd(&self.cov.select(&xs, &xs)?, &self.cov.select(&xs, &targets)?)?;
+        let coef = solve.x.transpose(); // |targets| x |S|
+        let mut a = Matrix::zeros(self.n, self.kept.len());
+        let mut c = vec![0.0; self.n];
+        if self.current {
+            for (j, &s) in self.kept.iter().enumerate() {
+                a[(s, j)] = 1.0;
+            }
+        }
+        for (i, &y) in targets.iter().enumerate() {
+            let mut offset = self.mean[y];
+            for (j, &x) in xs.iter().enumerate() {
+                a[(y, j)] = coef[(i, j)];
+                offset -= coef[(i, j)] * self.mean[x];
+            }
+            c[y] = offset;
+        }
+        Ok(AffineMap { a, c, ridge: solve.ridge })
+    }
+
+    /// `E||y - a x_S - c||^2 = trace(C_yy) - trace(a C_Sy)`: the least-squares
+    /// fit matches the mean exactly and leaves the unexplained variance.
+    fn fit_error(&self, map: &AffineMap) -> f64 {
+        let xs = self.xs();
+        let explained: f64 =
+            (0..self.n).map(|y| xs.iter().enumerate().map(|(j, &x)| map.a[(y, j)] * self.cov[(x, y)]).sum::<f64>()).sum();
+        self.relative((0..self.n).map(|u| self.cov[(u, u)]).sum::<f64>() - explained)
+    }
+
+    /// Error of plain deletion: kept units pass through, removed ones read as 0.
+    fn deletion_error(&self) -> f64 {
+        let err: f64 = (0..self.n)
+            .map(|u| match self.kept.binary_search(&u) {
+                Err(_) => self.cov[(u, u)] + self.mean[u] * self.mean[u],
+                Ok(_) if self.current => 0.0,
+                Ok(_) => {
+                    let x = self.x0 + u;
+                    let d = self.mean[u] - self.mean[x];
+                    self.cov[(u, u)] + self.cov[(x, x)] - 2.0 * self.cov[(u, x)] + d * d
+                }
+            })
+            .sum();
+        self.relative(err)
+    }
 }
