@@ -41,7 +41,7 @@ pub struct Args {
     mode: Mode,
     /// What the compensation reconstructs in sequential mode: the
     /// consumer's input in the original model, or its current input.
-    #[arg(long, default_value = "original")]
+    #[arg(long, default_value = "current")]
     target: Target,
     /// Explicit per-layer widths instead of --tau: a manifest written by an
     /// earlier `squeeze compress`, or a JSON object {"features.0": 28, ...}.

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use indicatif::MultiProgress;
+use rayon::prelude::*;
 use candle_core::{Device, Tensor};
 use serde_json::json;
 use sq_models::checkpoint::{self, StorageDtype};
@@ -75,7 +77,7 @@ pub fn run(args: Args) -> Result<()> {
     let weights = match (&args.hf, &args.weights) {
         (Some(spec), _) => crate::hub::fetch(spec)?,
         (None, Some(path)) => path.clone(),
-        (None, None) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/vgg16_bn_fashion_mnist.safetensors"),
+        (None, None) => workspace_root().join("data/vgg16_bn_fashion_mnist.safetensors"),
     };
     let original = checkpoint::load(&weights, None)?;
     let spec: DatasetSpec = args.dataset.parse()?;
@@ -89,7 +91,7 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(args.out.join("models")).with_context(|| format!("creating {}", args.out.display()))?;
 
     eprintln!("original: {} on {} test images", weights.display(), test.len());
-    let original_top1 = top1(&original, &test, &pre, "original")?;
+    let original_top1 = top1(&original, &test, &pre, "original", &MultiProgress::new())?;
     let inputs = [timing_input(&original, &test, &pre, 1)?, timing_input(&original, &test, &pre, 64)?];
     let original_folded = fold_batchnorm(&original)?;
 
@@ -113,12 +115,22 @@ pub fn run(args: Args) -> Result<()> {
             let settings = Settings { widths: Some(widths.clone()), strategy, compensation, ..Settings::default() };
             outcomes.push((strategy, compensation, squeeze(&original, &calib, &pre, settings)?));
         }
-        for (strategy, compensation, outcome) in outcomes {
-            let label = format!("tau{tau}-{strategy}-{compensation}");
-            let path = args.out.join("models").join(format!("vgg16-{label}.safetensors"));
+        let mut paths = Vec::new();
+        for (strategy, compensation, outcome) in &outcomes {
+            let path = args.out.join("models").join(format!("vgg16-tau{tau}-{strategy}-{compensation}.safetensors"));
             checkpoint::save(&outcome.model, &path, StorageDtype::F32)?;
-            let top1 = top1(&outcome.model, &test, &pre, &label)?;
-            rows.push(row(&original, original_top1, tau, strategy, compensation, &outcome, top1, &path, &pairs)?);
+            paths.push(path);
+        }
+        // The four models of one tau are evaluated concurrently: candle
+        // leaves part of each forward pass single-threaded, and two models
+        // in flight keep both cores busy.
+        let bars = MultiProgress::new();
+        let top1s = outcomes
+            .par_iter()
+            .map(|(strategy, compensation, outcome)| top1(&outcome.model, &test, &pre, &format!("tau{tau}-{strategy}-{compensation}"), &bars))
+            .collect::<Result<Vec<f64>>>()?;
+        for (((strategy, compensation, outcome), path), top1) in outcomes.iter().zip(&paths).zip(top1s) {
+            rows.push(row(&original, original_top1, tau, *strategy, *compensation, outcome, top1, path, &pairs)?);
         }
     }
 
@@ -129,7 +141,7 @@ pub fn run(args: Args) -> Result<()> {
         commit: commit(),
         settings: json!({
             "weights": weights, "dataset": spec.to_string(), "calibration_images": calib.len(),
-            "test_images": test.len(), "taus": taus, "timed_runs": runs, "mode": Mode::Sequential,
+            "test_images": test.len(), "taus": taus, "timed_runs": runs, "mode": Mode::Sequential, "target": Settings::default().target,
             "latency": "BatchNorm folded into the convs of both models; batch 1 and 64; median of interleaved runs after 2 warm-up runs; rows of one tau share one measurement (identical shapes)",
         }),
         original_widths: original.links().iter().map(|l| l.units()).collect(),
@@ -163,8 +175,8 @@ fn squeeze(model: &Model, calib: &Dataset, pre: &Preprocess, settings: Settings)
     Ok(outcome)
 }
 
-fn top1(model: &Model, test: &Dataset, pre: &Preprocess, label: &str) -> Result<f64> {
-    let bar = progress::bar(test.len(), label, "images");
+fn top1(model: &Model, test: &Dataset, pre: &Preprocess, label: &str, bars: &MultiProgress) -> Result<f64> {
+    let bar = bars.add(progress::bar(test.len(), label, "images"));
     let result = evaluate(model, test, pre, 64, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     eprintln!("{label}: top-1 {:.2}%", 100.0 * result.top1());
@@ -214,6 +226,11 @@ fn row(
     })
 }
 
+/// The repository root (this crate lives in `xtask/`).
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent")
+}
+
 fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -230,7 +247,7 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
 }
 
 fn commit() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
+    let dir = workspace_root().to_str().unwrap_or(".");
     let hash = command_output("git", &["-C", dir, "rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let dirty = command_output("git", &["-C", dir, "status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     if dirty {
