@@ -5,11 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde_json::json;
 use sq_capture::{capture, Stats};
-use sq_models::dataset::Split;
-use sq_models::eval::preprocess_for;
 use squeeze::analysis::{analyze, tau_key, LayerReport};
 
-use super::model_args::{DataArgs, ModelArgs};
+use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
 use squeeze::progress;
 
 /// Flags of `squeeze analyze`.
@@ -19,15 +17,11 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Calibration images: the first N of the training split, in file order.
-    #[arg(long, default_value_t = 2000)]
-    calib: usize,
+    #[command(flatten)]
+    calibration: CalibrationArgs,
     /// Retained-variance targets to report k(tau) for.
     #[arg(long, value_delimiter = ',', default_value = "0.9,0.99,0.999")]
     taus: Vec<f64>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
     /// Write the numbers as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -71,11 +65,9 @@ pub fn run(args: Args) -> Result<()> {
 
 fn capture_stats(args: &Args) -> Result<Stats> {
     let model = args.model.load()?;
-    let (_, mut data) = args.data.load(Split::Train)?;
-    data.truncate(args.calib);
-    let pre = preprocess_for(&model, &data, args.data.fallback_stats())?;
+    let (_, data, pre) = args.calibration.load(&args.data, &model)?;
     let bar = progress::bar(data.len(), "capturing", "images");
-    let stats = capture(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
+    let stats = capture(&model, &data, &pre, args.calibration.batch, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     Ok(stats)
 }

@@ -6,15 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use sq_models::checkpoint::{save, StorageDtype};
-use sq_models::dataset::Split;
-use sq_models::eval::preprocess_for;
 use sq_models::Model;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy};
 use squeeze::compress::{compress, Mode, Outcome, Settings, Target};
 
 use super::analyze::write_atomic;
-use super::model_args::{DataArgs, ModelArgs};
+use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
 use squeeze::progress;
 
 /// Flags of `squeeze compress`.
@@ -24,9 +22,8 @@ pub struct Args {
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Calibration images: the first N of the training split, in file order.
-    #[arg(long, default_value_t = 2000)]
-    calib: usize,
+    #[command(flatten)]
+    calibration: CalibrationArgs,
     /// Retained-variance target: each producer keeps k(tau) units.
     #[arg(long, default_value_t = 0.99)]
     tau: f64,
@@ -47,9 +44,6 @@ pub struct Args {
     /// earlier `squeeze compress`, or a JSON object {"features.0": 28, ...}.
     #[arg(long)]
     widths: Option<PathBuf>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
     /// Store the squeezed weights as float16 (half the bytes).
     #[arg(long)]
     f16: bool,
@@ -66,9 +60,7 @@ pub fn run(args: Args) -> Result<()> {
     anyhow::ensure!(args.tau > 0.0 && args.tau <= 1.0, "--tau {} is not in (0, 1]", args.tau);
     refuse_to_overwrite(&args.model.model, &args.output)?;
     let model = args.model.load()?;
-    let (spec, mut calib) = args.data.load(Split::Train)?;
-    calib.truncate(args.calib);
-    let pre = preprocess_for(&model, &calib, args.data.fallback_stats())?;
+    let (spec, calib, pre) = args.calibration.load(&args.data, &model)?;
     let settings = Settings {
         budget: Budget::Tau(args.tau),
         widths: args.widths.as_deref().map(load_widths).transpose()?,
@@ -76,7 +68,7 @@ pub fn run(args: Args) -> Result<()> {
         compensation: args.compensation,
         mode: args.mode,
         target: args.target,
-        batch: args.batch,
+        batch: args.calibration.batch,
     };
     let bar = progress::bar(model.links().len(), "squeezing", "layers");
     let outcome = compress(&model, &calib, &pre, &settings, |done, _| bar.set_position(done as u64))?;

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use sq_models::dataset::{Dataset, DatasetSpec, Split};
+use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
+use sq_models::eval::preprocess_for;
 use sq_models::{Arch, Model};
 
 /// Which checkpoint to load and how.
@@ -49,5 +50,26 @@ impl DataArgs {
     /// The normalisation given on the command line, if any.
     pub fn fallback_stats(&self) -> Option<(Vec<f32>, Vec<f32>)> {
         self.mean.clone().zip(self.std.clone())
+    }
+}
+
+/// The calibration images: the first N of the training split, in file order.
+#[derive(clap::Args, Debug)]
+pub struct CalibrationArgs {
+    /// Calibration images: the first N of the training split, in file order.
+    #[arg(long, default_value_t = 2000)]
+    pub calib: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+}
+
+impl CalibrationArgs {
+    /// Loads the calibration images and the preprocessing `model` expects for them.
+    pub fn load(&self, data: &DataArgs, model: &Model) -> Result<(DatasetSpec, Dataset, Preprocess)> {
+        let (spec, mut images) = data.load(Split::Train)?;
+        images.truncate(self.calib);
+        let pre = preprocess_for(model, &images, data.fallback_stats())?;
+        Ok((spec, images, pre))
     }
 }
