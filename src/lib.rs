@@ -5,6 +5,7 @@
 //!
 //! * [`analysis`] — information content per layer (spectra, k(tau), dead units);
 //! * [`compress`] — the one-shot pipeline (capture, select, rewrite; sequential or one-pass);
+//! * [`output`] — atomic file writes;
 //! * [`plot`] — charts of the explained-variance curves and results;
 //! * [`progress`] — progress bars shared by the command line and the xtask.
 //!
@@ -16,5 +17,6 @@
 
 pub mod analysis;
 pub mod compress;
+pub mod output;
 pub mod plot;
 pub mod progress;

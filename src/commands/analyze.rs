@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use sq_capture::{capture, Stats};
 use squeeze::analysis::{analyze, tau_key, LayerReport};
+use squeeze::output::write_atomic;
 
 use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
 use squeeze::progress;
@@ -55,7 +56,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.json {
         let layers: Vec<_> = reports.iter().map(|r| json!(r)).collect();
         let doc = json!({ "model": args.model.model, "taus": args.taus, "layers": layers });
-        write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.plot {
         squeeze::plot::explained_variance(&reports, path)?;
@@ -100,11 +101,4 @@ fn print_table(reports: &[LayerReport], taus: &[f64]) {
         line += &format!(" {:>8.1}% {:>5}", 100.0 * r.first_component_share, r.dead);
         println!("{line}");
     }
-}
-
-/// Writes a file via a temporary sibling and a rename, so readers never see half of it.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let tmp = sq_models::checkpoint::temp_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }

@@ -10,8 +10,8 @@ use sq_models::Model;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy};
 use squeeze::compress::{compress, Mode, Outcome, Settings, Target};
+use squeeze::output::write_atomic;
 
-use super::analyze::write_atomic;
 use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
 use squeeze::progress;
 
@@ -84,7 +84,8 @@ pub fn run(args: Args) -> Result<()> {
     save(&squeezed, &args.output, dtype)?;
     let manifest_path = args.output.with_extension("json");
     let summary = summary(&model, &outcome, &settings, &format!("{spec}"), calib.len(), &args.output)?;
-    write_atomic(&manifest_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    write_atomic(&manifest_path, serde_json::to_string_pretty(&summary)?.as_bytes())
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
 
     if args.json {
         println!("{summary}");

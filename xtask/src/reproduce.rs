@@ -17,6 +17,7 @@ use sq_models::Model;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy};
 use squeeze::compress::{compress, Mode, Outcome, Settings};
+use squeeze::output::write_atomic;
 use squeeze::progress;
 
 use crate::latency::{interleaved, median, Pair};
@@ -236,9 +237,7 @@ fn file_size(path: &Path) -> u64 {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = checkpoint::temp_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
