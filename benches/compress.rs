@@ -27,9 +27,7 @@ fn full(c: &mut Criterion) {
     let mut group = c.benchmark_group("compress");
     group.sample_size(10);
     group.bench_function(format!("vgg16_bn/{CALIBRATION}"), |b| {
-        b.iter(|| {
-            compress(black_box(&model), &calib, &pre, &settings, |_, _| {}).expect("compress")
-        })
+        b.iter(|| compress(black_box(&model), &calib, &pre, &settings, |_, _| {}).expect("compress"))
     });
     group.finish();
 }

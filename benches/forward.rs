@@ -27,9 +27,8 @@ const BATCHES: [usize; 2] = [1, 64];
 fn forward(c: &mut Criterion) {
     let original = common::reference_model();
     let (calib, pre) = common::calibration(&original, CALIBRATION);
-    let squeezed = compress(&original, &calib, &pre, &Settings::default(), |_, _| {})
-        .expect("squeeze the reference model")
-        .model;
+    let squeezed =
+        compress(&original, &calib, &pre, &Settings::default(), |_, _| {}).expect("squeeze the reference model").model;
     eprintln!(
         "squeezed VGG-16 (tau 0.99, {CALIBRATION} images): params {} -> {} ({:.2}x smaller), MACs/image {} -> {} ({:.2}x fewer)",
         original.param_count(),

@@ -34,19 +34,11 @@ fn captured_covariance() -> Matrix {
     let model = common::reference_model();
     let (data, pre) = common::calibration(&model, CALIBRATION);
     let consumer = model.index_of(CONSUMER).expect("VGG-16 has features.40");
-    let link = model
-        .links()
-        .into_iter()
-        .find(|l| l.consumer == consumer)
-        .expect("features.40 is a consumer");
+    let link = model.links().into_iter().find(|l| l.consumer == consumer).expect("features.40 is a consumer");
     let mut moments = Moments::new(link.units());
     for lo in (0..data.len()).step_by(64) {
-        let x = pre
-            .batch(&data, lo..(lo + 64).min(data.len()))
-            .expect("preprocess");
-        let tapped = model
-            .forward_range(&x, 0..link.tap)
-            .expect("forward to the tap");
+        let x = pre.batch(&data, lo..(lo + 64).min(data.len())).expect("preprocess");
+        let tapped = model.forward_range(&x, 0..link.tap).expect("forward to the tap");
         sq_capture::accumulate(&mut moments, &tapped).expect("accumulate");
     }
     moments.covariance().expect("covariance")
@@ -54,9 +46,7 @@ fn captured_covariance() -> Matrix {
 
 fn select(c: &mut Criterion) {
     let cov = captured_covariance();
-    let k99 = Spectrum::from_covariance(&cov)
-        .and_then(|s| s.k_for(0.99))
-        .expect("spectrum");
+    let k99 = Spectrum::from_covariance(&cov).and_then(|s| s.k_for(0.99)).expect("spectrum");
     eprintln!("{CONSUMER} input: {} units, k(0.99) = {k99}", cov.rows());
 
     let mut group = c.benchmark_group("select");

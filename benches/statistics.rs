@@ -30,8 +30,7 @@ fn gram(c: &mut Criterion) {
     for (channels, side) in [(64, 32), (512, 2)] {
         let rows = BATCH * side * side;
         let values = common::random_f32(rows * channels, 1);
-        let nchw = Tensor::from_slice(&values, (BATCH, channels, side, side), &Device::Cpu)
-            .expect("NCHW batch");
+        let nchw = Tensor::from_slice(&values, (BATCH, channels, side, side), &Device::Cpu).expect("NCHW batch");
         let label = format!("{channels}x{side}x{side}");
         group.throughput(Throughput::Elements(rows as u64));
         // One `Moments` per benchmark, accumulated into across iterations
@@ -43,11 +42,7 @@ fn gram(c: &mut Criterion) {
         // The same values read as NHWC rows: the product alone.
         let mut moments = Moments::new(channels);
         group.bench_function(BenchmarkId::new("update_f32", &label), |b| {
-            b.iter(|| {
-                moments
-                    .update_f32(black_box(&values), rows)
-                    .expect("update")
-            })
+            b.iter(|| moments.update_f32(black_box(&values), rows).expect("update"))
         });
     }
     group.finish();

@@ -285,11 +285,15 @@ fn cut(
         Some(widths) => Budget::Width(*widths.get(&name).ok_or_else(|| CompressError::MissingWidth(name.clone()))?),
         None => settings.budget,
     };
-    let norms = matches!(settings.strategy, Strategy::L1).then(|| filter_l1_norms(&model.layers()[link.producer])).transpose()?;
+    let norms = matches!(settings.strategy, Strategy::L1)
+        .then(|| filter_l1_norms(&model.layers()[link.producer]))
+        .transpose()?;
     let n = link.units();
     let cov = match stats {
         Statistics::Current(m) => m.covariance()?,
-        Statistics::Joint(m) => m.covariance()?.select(&(n..2 * n).collect::<Vec<_>>(), &(n..2 * n).collect::<Vec<_>>())?,
+        Statistics::Joint(m) => {
+            m.covariance()?.select(&(n..2 * n).collect::<Vec<_>>(), &(n..2 * n).collect::<Vec<_>>())?
+        }
     };
     let selection = select_layer(name.clone(), &cov, budget, settings.strategy, norms.as_deref())?;
     let patch = plan(link, &name, selection.kept(), stats, settings.compensation)?;

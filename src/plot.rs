@@ -63,11 +63,7 @@ pub fn explained_variance(reports: &[LayerReport], path: &Path) -> Result<(), Pl
             Series { label: format!("{} (n={})", r.name, r.width), points }
         })
         .collect::<Vec<_>>();
-    let y_min = reports
-        .iter()
-        .filter_map(|r| r.explained.first().copied())
-        .fold(1.0f64, f64::min)
-        .clamp(0.0, 0.9);
+    let y_min = reports.iter().filter_map(|r| r.explained.first().copied()).fold(1.0f64, f64::min).clamp(0.0, 0.9);
     let axes = Axes {
         title: "Cumulative explained variance per layer".into(),
         x_label: "fraction of principal components (k / n)".into(),

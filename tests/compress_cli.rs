@@ -21,16 +21,39 @@ fn squeezed_reference_model_loads_evaluates_and_is_smaller() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("vgg16-squeezed.safetensors");
     let model = reference_model();
-    let run = squeeze(&["compress", "--model", path_str(&model), "--dataset", "fashion-mnist", "--calib", "200", "--tau", "0.99", "-o", path_str(&out), "--json"]);
+    let run = squeeze(&[
+        "compress",
+        "--model",
+        path_str(&model),
+        "--dataset",
+        "fashion-mnist",
+        "--calib",
+        "200",
+        "--tau",
+        "0.99",
+        "-o",
+        path_str(&out),
+        "--json",
+    ]);
     let summary = json_stdout(&run);
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap()).unwrap();
     assert_eq!(summary, manifest);
     assert_eq!(manifest["calibration"]["images"], 200);
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 15);
     assert_eq!(manifest["selection"]["layers"].as_array().unwrap().len(), 15);
 
     // Loadable by `squeeze eval` with no extra flags, and smaller.
-    let eval = json_stdout(&squeeze(&["eval", "--model", path_str(&out), "--dataset", "fashion-mnist", "--limit", "300", "--json"]));
+    let eval = json_stdout(&squeeze(&[
+        "eval",
+        "--model",
+        path_str(&out),
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "300",
+        "--json",
+    ]));
     let (before, after) = (manifest["params"]["before"].as_u64().unwrap(), eval["params"].as_u64().unwrap());
     assert_eq!(manifest["params"]["after"].as_u64().unwrap(), after);
     assert!(after * 2 < before, "{after} params is not much smaller than {before}");
@@ -47,8 +70,22 @@ fn squeezed_reference_model_loads_evaluates_and_is_smaller() {
     // Replaying the widths with another strategy gives the same shapes.
     let l1 = dir.path().join("l1.safetensors");
     let run = squeeze(&[
-        "compress", "--model", path_str(&model), "--dataset", "fashion-mnist", "--calib", "64", "--select", "l1",
-        "--compensate", "none", "--widths", path_str(&out.with_extension("json")), "-o", path_str(&l1), "--json",
+        "compress",
+        "--model",
+        path_str(&model),
+        "--dataset",
+        "fashion-mnist",
+        "--calib",
+        "64",
+        "--select",
+        "l1",
+        "--compensate",
+        "none",
+        "--widths",
+        path_str(&out.with_extension("json")),
+        "-o",
+        path_str(&l1),
+        "--json",
     ]);
     let replay = json_stdout(&run);
     assert_eq!(replay["params"]["after"], manifest["params"]["after"]);
@@ -60,7 +97,17 @@ fn compress_refuses_to_overwrite_its_input() {
     let input = dir.path().join("m.safetensors");
     std::fs::copy(reference_model(), &input).unwrap();
     let before = std::fs::read(&input).unwrap();
-    let run = squeeze(&["compress", "--model", path_str(&input), "--dataset", "fashion-mnist", "--calib", "8", "-o", path_str(&input)]);
+    let run = squeeze(&[
+        "compress",
+        "--model",
+        path_str(&input),
+        "--dataset",
+        "fashion-mnist",
+        "--calib",
+        "8",
+        "-o",
+        path_str(&input),
+    ]);
     assert_clean_failure(&run, &["refusing to overwrite"]);
     assert_eq!(std::fs::read(&input).unwrap(), before);
 }
@@ -68,13 +115,35 @@ fn compress_refuses_to_overwrite_its_input() {
 #[test]
 fn compress_rejects_bad_settings_cleanly() {
     let model = reference_model();
-    let run = squeeze(&["compress", "--model", path_str(&model), "--dataset", "fashion-mnist", "--tau", "1.5", "-o", "/tmp/never.safetensors"]);
+    let run = squeeze(&[
+        "compress",
+        "--model",
+        path_str(&model),
+        "--dataset",
+        "fashion-mnist",
+        "--tau",
+        "1.5",
+        "-o",
+        "/tmp/never.safetensors",
+    ]);
     assert_clean_failure(&run, &["tau"]);
     let dir = tempfile::tempdir().unwrap();
     let widths = dir.path().join("w.json");
     std::fs::write(&widths, r#"{"features.0": 10}"#).unwrap();
     let out = dir.path().join("o.safetensors");
-    let run = squeeze(&["compress", "--model", path_str(&model), "--dataset", "fashion-mnist", "--calib", "8", "--widths", path_str(&widths), "-o", path_str(&out)]);
+    let run = squeeze(&[
+        "compress",
+        "--model",
+        path_str(&model),
+        "--dataset",
+        "fashion-mnist",
+        "--calib",
+        "8",
+        "--widths",
+        path_str(&widths),
+        "-o",
+        path_str(&out),
+    ]);
     assert_clean_failure(&run, &["features.3"]);
     assert!(!out.exists(), "a failed run must not leave an output file");
 }
@@ -85,8 +154,21 @@ fn analyze_writes_table_json_plot_and_mergeable_statistics() {
     let (json, plot, stats) = (dir.path().join("a.json"), dir.path().join("a.svg"), dir.path().join("s.safetensors"));
     let model = reference_model();
     let run = squeeze(&[
-        "analyze", "--model", path_str(&model), "--dataset", "fashion-mnist", "--calib", "64", "--taus", "0.9,0.99",
-        "--json", path_str(&json), "--plot", path_str(&plot), "--save-stats", path_str(&stats),
+        "analyze",
+        "--model",
+        path_str(&model),
+        "--dataset",
+        "fashion-mnist",
+        "--calib",
+        "64",
+        "--taus",
+        "0.9,0.99",
+        "--json",
+        path_str(&json),
+        "--plot",
+        path_str(&plot),
+        "--save-stats",
+        path_str(&stats),
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let table = String::from_utf8_lossy(&run.stdout);
@@ -95,7 +177,11 @@ fn analyze_writes_table_json_plot_and_mergeable_statistics() {
     let layers = report["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 15);
     for layer in layers {
-        let (width, k90, k99) = (layer["width"].as_u64().unwrap(), layer["k"]["0.9"].as_u64().unwrap(), layer["k"]["0.99"].as_u64().unwrap());
+        let (width, k90, k99) = (
+            layer["width"].as_u64().unwrap(),
+            layer["k"]["0.9"].as_u64().unwrap(),
+            layer["k"]["0.99"].as_u64().unwrap(),
+        );
         assert!(1 <= k90 && k90 <= k99 && k99 <= width, "{layer}");
         assert!(layer["dead"].as_u64().unwrap() <= width);
     }
@@ -104,8 +190,18 @@ fn analyze_writes_table_json_plot_and_mergeable_statistics() {
     // Merging the statistics with themselves doubles the samples but changes no k.
     let merged = dir.path().join("m.json");
     let run = squeeze(&[
-        "analyze", "--model", path_str(&model), "--dataset", "fashion-mnist", "--stats", path_str(&stats), path_str(&stats),
-        "--taus", "0.9,0.99", "--json", path_str(&merged),
+        "analyze",
+        "--model",
+        path_str(&model),
+        "--dataset",
+        "fashion-mnist",
+        "--stats",
+        path_str(&stats),
+        path_str(&stats),
+        "--taus",
+        "0.9,0.99",
+        "--json",
+        path_str(&merged),
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let again: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
@@ -123,7 +219,8 @@ fn tau_one_keeps_every_informative_unit_and_the_outputs() {
     // 64 calibration images from the real training split, on a small random VGG-11-BN.
     let mut data = DatasetSpec::FashionMnist(root().join("data/fashion-mnist")).load(Split::Train).unwrap();
     data.truncate(64);
-    let mut model = with_duplicate_first_unit(VggSpec::uniform("vgg11_bn".parse().unwrap(), 6, 1, 32, 12).build(11).unwrap());
+    let mut model =
+        with_duplicate_first_unit(VggSpec::uniform("vgg11_bn".parse().unwrap(), 6, 1, 32, 12).build(11).unwrap());
     model.metadata_mut().insert("normalize_mean".into(), "0.286".into());
     model.metadata_mut().insert("normalize_std".into(), "0.353".into());
     let pre = preprocess_for(&model, &data, None).unwrap();
@@ -156,7 +253,8 @@ fn with_duplicate_first_unit(model: sq_models::Model) -> sq_models::Model {
         layers[0] = Layer::Conv2d(Conv2d::new(copy_row(conv.weight()), conv.bias().map(copy_row), *conv.config()));
     }
     if let Layer::BatchNorm2d(bn) = &layers[1] {
-        let (g, b, m, v) = (copy_row(bn.gamma()), copy_row(bn.beta()), copy_row(bn.running_mean()), copy_row(bn.running_var()));
+        let (g, b, m, v) =
+            (copy_row(bn.gamma()), copy_row(bn.beta()), copy_row(bn.running_mean()), copy_row(bn.running_var()));
         layers[1] = Layer::BatchNorm2d(BatchNorm2d::new(g, b, m, v, bn.eps()).unwrap());
     }
     sq_models::Model::new(input, layers, meta).unwrap()

@@ -43,11 +43,7 @@ pub fn run(args: Args) -> Result<()> {
     for &tau in &args.taus {
         anyhow::ensure!(tau > 0.0 && tau <= 1.0, "--taus: {tau} is not in (0, 1]");
     }
-    let stats = if args.stats.is_empty() {
-        capture_stats(&args)?
-    } else {
-        merge_files(&args.stats)?
-    };
+    let stats = if args.stats.is_empty() { capture_stats(&args)? } else { merge_files(&args.stats)? };
     if let Some(path) = &args.save_stats {
         stats.save(path)?;
     }
@@ -56,7 +52,8 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.json {
         let layers: Vec<_> = reports.iter().map(|r| json!(r)).collect();
         let doc = json!({ "model": args.model.model, "taus": args.taus, "layers": layers });
-        write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.plot {
         squeeze::plot::explained_variance(&reports, path)?;

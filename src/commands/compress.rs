@@ -97,7 +97,14 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// The manifest: settings, sizes before/after, per-layer outcome and the replayable selection.
-fn summary(model: &Model, outcome: &Outcome, settings: &Settings, dataset: &str, images: usize, output: &Path) -> Result<Value> {
+fn summary(
+    model: &Model,
+    outcome: &Outcome,
+    settings: &Settings,
+    dataset: &str,
+    images: usize,
+    output: &Path,
+) -> Result<Value> {
     let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
     let (p0, p1) = (model.param_count(), outcome.model.param_count());
     let (f0, f1) = (model.macs(), outcome.model.macs());
@@ -116,12 +123,24 @@ fn summary(model: &Model, outcome: &Outcome, settings: &Settings, dataset: &str,
 fn print_report(model: &Model, outcome: &Outcome) {
     println!("{:<14} {:>6} {:>6} {:>9} {:>10}", "producer", "n", "k", "retained", "rel. err");
     for l in &outcome.layers {
-        println!("{:<14} {:>6} {:>6} {:>8.2}% {:>10.4}", l.name, l.width, l.k, 100.0 * l.retained_variance, l.relative_error);
+        println!(
+            "{:<14} {:>6} {:>6} {:>8.2}% {:>10.4}",
+            l.name,
+            l.width,
+            l.k,
+            100.0 * l.retained_variance,
+            l.relative_error
+        );
     }
     let (p0, p1) = (model.param_count(), outcome.model.param_count());
     let (f0, f1) = (model.macs(), outcome.model.macs());
     println!("params  {p0} -> {p1} ({:.2}x smaller)", p0 as f64 / p1 as f64);
-    println!("FLOPs   {:.1}M -> {:.1}M multiply-accumulates per image ({:.2}x fewer)", f0 as f64 / 1e6, f1 as f64 / 1e6, f0 as f64 / f1 as f64);
+    println!(
+        "FLOPs   {:.1}M -> {:.1}M multiply-accumulates per image ({:.2}x fewer)",
+        f0 as f64 / 1e6,
+        f1 as f64 / 1e6,
+        f0 as f64 / f1 as f64
+    );
 }
 
 /// Per-producer widths from a manifest (`selection.layers[].kept`) or a plain `{name: width}` object.

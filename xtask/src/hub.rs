@@ -17,7 +17,10 @@ pub fn fetch(spec: &str) -> Result<PathBuf> {
         repo.split('/').count() == 2 && !file.is_empty(),
         "--hf {spec}: expected OWNER/NAME or OWNER/NAME:FILE"
     );
-    let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(true).build().context("setting up the Hugging Face Hub client")?;
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(true)
+        .build()
+        .context("setting up the Hugging Face Hub client")?;
     api.model(repo.to_string()).get(file).with_context(|| {
         format!(
             "could not fetch {file} from the Hugging Face Hub repository {repo} (not in the local cache, and the download failed; \

@@ -138,13 +138,22 @@ impl Results {
         let mut s = String::new();
         let o = &self.original;
         let _ = writeln!(s, "# VGG-16 squeezed in one shot\n");
-        let _ = writeln!(s, "{} on {} ({} cores), commit {}, {}\n", self.date, self.machine.cpu, self.machine.cores, self.commit, self.settings);
+        let _ = writeln!(
+            s,
+            "{} on {} ({} cores), commit {}, {}\n",
+            self.date, self.machine.cpu, self.machine.cores, self.commit, self.settings
+        );
         let _ = writeln!(s, "| tau | select + compensate | params | params ratio | FLOPs (MAC) | FLOP ratio | MB | top-1 | drop (pp) | b1 ms | b1 speedup | b64 ms | b64 speedup |");
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let _ = writeln!(
             s,
             "| - | original | {} | 1.00x | {:.1}M | 1.00x | {:.1} | {:.2}% | - | {:.2} | 1.00x | {:.1} | 1.00x |",
-            o.params, o.flops as f64 / 1e6, o.bytes as f64 / 1e6, 100.0 * o.top1, o.latency_b1_ms, o.latency_b64_ms
+            o.params,
+            o.flops as f64 / 1e6,
+            o.bytes as f64 / 1e6,
+            100.0 * o.top1,
+            o.latency_b1_ms,
+            o.latency_b64_ms
         );
         for r in &self.rows {
             let _ = writeln!(
@@ -168,7 +177,9 @@ impl Results {
             .iter()
             .map(|name| {
                 let mut points: Vec<(f64, f64)> = vec![(1.0, 100.0 * self.original.top1)];
-                points.extend(self.rows.iter().filter(|r| &r.strategy() == name).map(|r| (r.params_ratio, 100.0 * r.top1)));
+                points.extend(
+                    self.rows.iter().filter(|r| &r.strategy() == name).map(|r| (r.params_ratio, 100.0 * r.top1)),
+                );
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Series { label: name.clone(), points }
             })
@@ -192,9 +203,18 @@ impl Results {
             points: widths.iter().enumerate().map(|(i, &w)| (i as f64, w as f64)).collect(),
         };
         let mut series = vec![line("original".into(), &self.original_widths)];
-        series.extend(self.rows.iter().filter(|r| r.is_method()).map(|r| line(format!("eliminate+lstsq, tau {}", r.tau), &r.widths)));
+        series.extend(
+            self.rows
+                .iter()
+                .filter(|r| r.is_method())
+                .map(|r| line(format!("eliminate+lstsq, tau {}", r.tau), &r.widths)),
+        );
         let axes = Axes {
-            title: format!("Units kept per producer ({} = first .. {} = last)", self.producers.first().map_or("", String::as_str), self.producers.last().map_or("", String::as_str)),
+            title: format!(
+                "Units kept per producer ({} = first .. {} = last)",
+                self.producers.first().map_or("", String::as_str),
+                self.producers.last().map_or("", String::as_str)
+            ),
             x_label: "producer index".into(),
             y_label: "units (channels / neurons)".into(),
             x_range: (0.0, (self.producers.len().max(2) - 1) as f64),

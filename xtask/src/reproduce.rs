@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
 use indicatif::MultiProgress;
 use rayon::prelude::*;
-use candle_core::{Device, Tensor};
 use serde_json::json;
 use sq_models::checkpoint::{self, StorageDtype};
 use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
@@ -68,7 +68,10 @@ const BASELINES: [(Strategy, Compensation); 3] =
 /// Runs the reproduction.
 pub fn run(args: Args) -> Result<()> {
     let calib_n = args.calib.unwrap_or(if args.quick { 256 } else { 2000 });
-    let taus = args.taus.clone().unwrap_or_else(|| if args.quick { vec![0.99, 0.999] } else { vec![0.99, 0.995, 0.998, 0.999] });
+    let taus =
+        args.taus
+            .clone()
+            .unwrap_or_else(|| if args.quick { vec![0.99, 0.999] } else { vec![0.99, 0.995, 0.998, 0.999] });
     for &t in &taus {
         anyhow::ensure!(t > 0.0 && t <= 1.0, "--taus: {t} is not in (0, 1]");
     }
@@ -128,7 +131,9 @@ pub fn run(args: Args) -> Result<()> {
         let bars = MultiProgress::new();
         let top1s = outcomes
             .par_iter()
-            .map(|(strategy, compensation, outcome)| top1(&outcome.model, &test, &pre, &format!("tau{tau}-{strategy}-{compensation}"), &bars))
+            .map(|(strategy, compensation, outcome)| {
+                top1(&outcome.model, &test, &pre, &format!("tau{tau}-{strategy}-{compensation}"), &bars)
+            })
             .collect::<Result<Vec<f64>>>()?;
         for (((strategy, compensation, outcome), path), top1) in outcomes.iter().zip(&paths).zip(top1s) {
             rows.push(row(&original, original_top1, tau, *strategy, *compensation, outcome, top1, path, &pairs)?);
@@ -248,7 +253,8 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
 fn commit() -> String {
     let dir = workspace_root().to_str().unwrap_or(".");
     let hash = command_output("git", &["-C", dir, "rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = command_output("git", &["-C", dir, "status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let dirty = command_output("git", &["-C", dir, "status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|s| !s.is_empty());
     if dirty {
         format!("{hash}-dirty")
     } else {
@@ -259,7 +265,12 @@ fn commit() -> String {
 fn machine() -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     Machine {
         cpu,

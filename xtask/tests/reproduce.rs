@@ -41,7 +41,23 @@ fn quick_run_writes_complete_consistent_results() {
     let rows = results["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2 * 4, "2 taus x (method + 3 baselines)");
     for row in rows {
-        for key in ["tau", "select", "compensate", "widths", "params", "params_ratio", "flops", "flops_ratio", "bytes", "top1", "drop_pp", "latency_b1_ms", "latency_b64_ms", "speedup_b1", "speedup_b64"] {
+        for key in [
+            "tau",
+            "select",
+            "compensate",
+            "widths",
+            "params",
+            "params_ratio",
+            "flops",
+            "flops_ratio",
+            "bytes",
+            "top1",
+            "drop_pp",
+            "latency_b1_ms",
+            "latency_b64_ms",
+            "speedup_b1",
+            "speedup_b64",
+        ] {
             assert!(!row[key].is_null(), "row lacks {key}: {row}");
         }
         // Every figure agrees with the checkpoint the row wrote.
@@ -51,7 +67,8 @@ fn quick_run_writes_complete_consistent_results() {
         let ratio = original["params"].as_f64().unwrap() / model.param_count() as f64;
         assert!((row["params_ratio"].as_f64().unwrap() - ratio).abs() < 1e-9);
         let widths: Vec<usize> = model.links().iter().map(|l| l.units()).collect();
-        let recorded: Vec<usize> = row["widths"].as_array().unwrap().iter().map(|w| w.as_u64().unwrap() as usize).collect();
+        let recorded: Vec<usize> =
+            row["widths"].as_array().unwrap().iter().map(|w| w.as_u64().unwrap() as usize).collect();
         assert_eq!(widths, recorded);
         let drop = 100.0 * (original["top1"].as_f64().unwrap() - row["top1"].as_f64().unwrap());
         assert!((row["drop_pp"].as_f64().unwrap() - drop).abs() < 1e-9);
@@ -83,7 +100,14 @@ fn hub_download_fails_fast_and_clearly_when_offline() {
 
 /// Writes CIFAR-10 binary batches of `per_file` pseudo-random records.
 fn write_cifar(dir: &Path, per_file: usize) {
-    let files = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"];
+    let files = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
     for (f, name) in files.iter().enumerate() {
         let mut bytes = Vec::with_capacity(per_file * 3073);
         for r in 0..per_file {
@@ -112,9 +136,29 @@ fn hub_cache_and_cifar10_run_offline() {
     write_cifar(cifar.path(), 24);
     let out_dir = home.path().join("out");
     let dataset = format!("cifar10:{}", cifar.path().display());
-    let args = ["reproduce", "vgg16", "--hf", "someone/tiny-vgg", "--dataset", &dataset, "--calib", "64", "--taus", "0.9", "--runs", "1", "--out", out_dir.to_str().unwrap()];
+    let args = [
+        "reproduce",
+        "vgg16",
+        "--hf",
+        "someone/tiny-vgg",
+        "--dataset",
+        &dataset,
+        "--calib",
+        "64",
+        "--taus",
+        "0.9",
+        "--runs",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
     // An unreachable endpoint proves the cache answered.
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).env("HF_HOME", home.path()).env("HF_ENDPOINT", "http://127.0.0.1:9").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("HF_HOME", home.path())
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
     ok(&out);
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["settings"]["test_images"], 24);

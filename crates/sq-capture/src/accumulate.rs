@@ -16,7 +16,9 @@ pub fn accumulate(moments: &mut Moments, x: &Tensor) -> Result<()> {
         [n, _, h, w] => n * h * w,
         [n, _] => *n,
         dims => {
-            return Err(candle_core::Error::Msg(format!("cannot take unit statistics of a tensor of shape {dims:?}")).into())
+            return Err(
+                candle_core::Error::Msg(format!("cannot take unit statistics of a tensor of shape {dims:?}")).into()
+            )
         }
     };
     let samples = if x.rank() == 4 { x.permute((0, 2, 3, 1))? } else { x.clone() };
@@ -28,7 +30,13 @@ pub fn accumulate(moments: &mut Moments, x: &Tensor) -> Result<()> {
 /// Captures the statistics of every link of `model` over all of `data`, one
 /// forward pass per batch of `batch` images, through the runner's hook.
 /// `progress` is called with the number of images done after every batch.
-pub fn capture(model: &Model, data: &Dataset, pre: &Preprocess, batch: usize, mut progress: impl FnMut(usize)) -> Result<Stats> {
+pub fn capture(
+    model: &Model,
+    data: &Dataset,
+    pre: &Preprocess,
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Stats> {
     let links = model.links();
     let mut layers: Vec<LayerStats> =
         links.iter().map(|l| LayerStats::new(model.name(l.producer), l.shape.units(), l.shape.positions())).collect();

@@ -93,10 +93,13 @@ impl Stats {
             let positions = l.positions_per_image as u64;
             owned.push((format!("{}.positions", l.name), Dtype::U64, vec![1], positions.to_le_bytes().to_vec()));
         }
-        let format_err = |e: safetensors::SafeTensorError| CaptureError::Format { path: path.into(), message: e.to_string() };
+        let format_err =
+            |e: safetensors::SafeTensorError| CaptureError::Format { path: path.into(), message: e.to_string() };
         let views = owned
             .iter()
-            .map(|(name, dtype, shape, data)| Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data).map_err(format_err)?)))
+            .map(|(name, dtype, shape, data)| {
+                Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data).map_err(format_err)?))
+            })
             .collect::<Result<Vec<_>>>()?;
         let order = self.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(",");
         let metadata = HashMap::from([("format".to_string(), FORMAT.to_string()), ("layers".to_string(), order)]);
@@ -126,7 +129,9 @@ impl Stats {
             }
             Ok(t.data().to_vec())
         };
-        let f64s = |b: Vec<u8>| b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect::<Vec<_>>();
+        let f64s = |b: Vec<u8>| {
+            b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect::<Vec<_>>()
+        };
         let u64_of = |b: Vec<u8>| -> Result<u64> {
             let arr: [u8; 8] = b.as_slice().try_into().map_err(|_| bad("a count is not one u64".into()))?;
             Ok(u64::from_le_bytes(arr))

@@ -22,11 +22,7 @@ pub struct Matrix {
 impl Matrix {
     /// A `rows x cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Self {
-            rows,
-            cols,
-            data: vec![0.0; rows * cols],
-        }
+        Self { rows, cols, data: vec![0.0; rows * cols] }
     }
 
     /// The `n x n` identity matrix.
@@ -94,11 +90,7 @@ impl Matrix {
             let row = self.row(i);
             data.extend(cols.iter().map(|&j| row[j]));
         }
-        Ok(Matrix {
-            rows: rows.len(),
-            cols: cols.len(),
-            data,
-        })
+        Ok(Matrix { rows: rows.len(), cols: cols.len(), data })
     }
 
     /// The product `self * rhs`, computed by faer (blocked, SIMD, parallel).
@@ -111,14 +103,7 @@ impl Matrix {
             });
         }
         let mut out = Matrix::zeros(self.rows, rhs.cols);
-        faer::linalg::matmul::matmul(
-            out.view_mut(),
-            Accum::Replace,
-            self.view(),
-            rhs.view(),
-            1.0,
-            Par::rayon(0),
-        );
+        faer::linalg::matmul::matmul(out.view_mut(), Accum::Replace, self.view(), rhs.view(), 1.0, Par::rayon(0));
         Ok(out)
     }
 
@@ -149,10 +134,7 @@ impl Matrix {
         if self.rows == self.cols {
             Ok(self.rows)
         } else {
-            Err(Error::NotSquare {
-                rows: self.rows,
-                cols: self.cols,
-            })
+            Err(Error::NotSquare { rows: self.rows, cols: self.cols })
         }
     }
 
@@ -184,12 +166,7 @@ impl Index<(usize, usize)> for Matrix {
     type Output = f64;
 
     fn index(&self, (i, j): (usize, usize)) -> &f64 {
-        assert!(
-            i < self.rows && j < self.cols,
-            "index ({i}, {j}) out of range for {}x{} matrix",
-            self.rows,
-            self.cols
-        );
+        assert!(i < self.rows && j < self.cols, "index ({i}, {j}) out of range for {}x{} matrix", self.rows, self.cols);
         &self.data[i * self.cols + j]
     }
 }
@@ -197,12 +174,7 @@ impl Index<(usize, usize)> for Matrix {
 /// `m[(i, j)] = v`; panics when out of bounds, like slice indexing.
 impl IndexMut<(usize, usize)> for Matrix {
     fn index_mut(&mut self, (i, j): (usize, usize)) -> &mut f64 {
-        assert!(
-            i < self.rows && j < self.cols,
-            "index ({i}, {j}) out of range for {}x{} matrix",
-            self.rows,
-            self.cols
-        );
+        assert!(i < self.rows && j < self.cols, "index ({i}, {j}) out of range for {}x{} matrix", self.rows, self.cols);
         &mut self.data[i * self.cols + j]
     }
 }

@@ -34,11 +34,7 @@ pub struct Moments {
 impl Moments {
     /// Empty statistics for `n`-dimensional samples.
     pub fn new(n: usize) -> Self {
-        Self {
-            count: 0,
-            sum: vec![0.0; n],
-            gram_lower: Matrix::zeros(n, n),
-        }
+        Self { count: 0, sum: vec![0.0; n], gram_lower: Matrix::zeros(n, n) }
     }
 
     /// Rebuilds statistics from stored parts (e.g. loaded from disk); fails
@@ -47,11 +43,7 @@ impl Moments {
     pub fn from_parts(count: u64, sum: Vec<f64>, gram: Matrix) -> Result<Self> {
         let n = gram.ensure_square()?;
         if sum.len() != n {
-            return Err(Error::DimensionMismatch {
-                what: "moments sum length",
-                expected: n,
-                found: sum.len(),
-            });
+            return Err(Error::DimensionMismatch { what: "moments sum length", expected: n, found: sum.len() });
         }
         let mut gram_lower = gram;
         for i in 0..n {
@@ -59,11 +51,7 @@ impl Moments {
                 gram_lower[(i, j)] = 0.0;
             }
         }
-        Ok(Self {
-            count,
-            sum,
-            gram_lower,
-        })
+        Ok(Self { count, sum, gram_lower })
     }
 
     /// Dimension `n` of the samples.
@@ -169,8 +157,7 @@ impl Moments {
         for (a, b) in self.sum.iter_mut().zip(&other.sum) {
             *a += b;
         }
-        faer::zip!(self.gram_lower.view_mut(), other.gram_lower.view())
-            .for_each(|faer::unzip!(a, b)| *a += *b);
+        faer::zip!(self.gram_lower.view_mut(), other.gram_lower.view()).for_each(|faer::unzip!(a, b)| *a += *b);
         Ok(())
     }
 

@@ -48,11 +48,7 @@ pub struct Solve {
 pub fn solve_spd(a: &Matrix, b: &Matrix) -> Result<Solve> {
     let n = a.ensure_square()?;
     if b.rows() != n {
-        return Err(Error::DimensionMismatch {
-            what: "solve right-hand side rows",
-            expected: n,
-            found: b.rows(),
-        });
+        return Err(Error::DimensionMismatch { what: "solve right-hand side rows", expected: n, found: b.rows() });
     }
     b.ensure_finite()?;
     let (llt, ridge) = ridged_cholesky(a)?;
@@ -65,10 +61,7 @@ pub fn solve_spd(a: &Matrix, b: &Matrix) -> Result<Solve> {
 /// [`solve_spd`]: `(A + lambda I)^-1`, exactly symmetric.
 pub fn inverse_spd(a: &Matrix) -> Result<Solve> {
     let (llt, ridge) = ridged_cholesky(a)?;
-    Ok(Solve {
-        x: Matrix::from_faer(llt.inverse().as_ref()),
-        ridge,
-    })
+    Ok(Solve { x: Matrix::from_faer(llt.inverse().as_ref()), ridge })
 }
 
 /// Cholesky of `A + lambda I` for the smallest `lambda` in the ridge ladder
@@ -77,11 +70,7 @@ fn ridged_cholesky(a: &Matrix) -> Result<(Llt<f64>, f64)> {
     let n = a.ensure_square()?;
     a.ensure_finite()?;
     let mean_diagonal = a.trace() / n as f64;
-    let first = if mean_diagonal > 0.0 {
-        FIRST_RIDGE_RELATIVE * mean_diagonal
-    } else {
-        FIRST_RIDGE_ABSOLUTE
-    };
+    let first = if mean_diagonal > 0.0 { FIRST_RIDGE_RELATIVE * mean_diagonal } else { FIRST_RIDGE_ABSOLUTE };
     let ladder = std::iter::successors(Some(first), |r| Some(r * 10.0)).take(RIDGE_STEPS);
     let mut ridge = 0.0;
     for candidate in std::iter::once(0.0).chain(ladder) {

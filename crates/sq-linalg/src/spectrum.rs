@@ -28,10 +28,7 @@ impl Spectrum {
     pub fn from_covariance(c: &Matrix) -> Result<Spectrum> {
         let n = c.ensure_square()?;
         c.ensure_finite()?;
-        let mut eigenvalues = c
-            .view()
-            .self_adjoint_eigenvalues(Side::Lower)
-            .map_err(|_| Error::NoConvergence)?;
+        let mut eigenvalues = c.view().self_adjoint_eigenvalues(Side::Lower).map_err(|_| Error::NoConvergence)?;
         eigenvalues.reverse();
         let zero = negligible_variance(n, c.trace());
         for l in &mut eigenvalues {
@@ -80,10 +77,7 @@ impl Spectrum {
     /// all, or `n = 0`) gives `k = 0` for every `tau`.
     pub fn k_for(&self, tau: f64) -> Result<usize> {
         if !(tau > 0.0 && tau <= 1.0) {
-            return Err(Error::InvalidParameter {
-                name: "tau",
-                value: tau,
-            });
+            return Err(Error::InvalidParameter { name: "tau", value: tau });
         }
         let target = tau * self.total;
         let mut acc = 0.0;
@@ -109,10 +103,7 @@ pub fn eigen_symmetric(a: &Matrix) -> Result<(Vec<f64>, Matrix)> {
         // faer 0.24.4 underflows computing its scratch size for n = 0.
         return Ok((Vec::new(), Matrix::zeros(0, 0)));
     }
-    let eig = a
-        .view()
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|_| Error::NoConvergence)?;
+    let eig = a.view().self_adjoint_eigen(Side::Lower).map_err(|_| Error::NoConvergence)?;
     let s = eig.S().column_vector();
     let values = (0..n).rev().map(|i| s[i]).collect();
     let vectors = Matrix::from_faer(eig.U().reverse_cols());

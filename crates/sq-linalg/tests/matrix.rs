@@ -25,30 +25,13 @@ fn constructors_and_accessors() {
 fn bad_shapes_are_errors() {
     assert!(matches!(
         Matrix::from_rows(2, 3, vec![0.0; 5]),
-        Err(Error::DimensionMismatch {
-            expected: 6,
-            found: 5,
-            ..
-        })
+        Err(Error::DimensionMismatch { expected: 6, found: 5, .. })
     ));
     assert!(Matrix::from_rows(usize::MAX, 2, vec![]).is_err());
     let a = Matrix::zeros(2, 3);
-    assert!(matches!(
-        a.matmul(&Matrix::zeros(2, 3)),
-        Err(Error::DimensionMismatch {
-            expected: 3,
-            found: 2,
-            ..
-        })
-    ));
-    assert_eq!(
-        a.select(&[0, 2], &[0]),
-        Err(Error::IndexOutOfRange { index: 2, len: 2 })
-    );
-    assert_eq!(
-        a.select(&[0], &[3]),
-        Err(Error::IndexOutOfRange { index: 3, len: 3 })
-    );
+    assert!(matches!(a.matmul(&Matrix::zeros(2, 3)), Err(Error::DimensionMismatch { expected: 3, found: 2, .. })));
+    assert_eq!(a.select(&[0, 2], &[0]), Err(Error::IndexOutOfRange { index: 2, len: 2 }));
+    assert_eq!(a.select(&[0], &[3]), Err(Error::IndexOutOfRange { index: 3, len: 3 }));
 }
 
 #[test]

@@ -1,8 +1,6 @@
 mod common;
 
-use common::{
-    config, generic_samples, max_abs, max_abs_diff, naive_covariance, naive_moments, Planted,
-};
+use common::{config, generic_samples, max_abs, max_abs_diff, naive_covariance, naive_moments, Planted};
 use proptest::prelude::*;
 use sq_linalg::{Error, Matrix, Moments};
 
@@ -163,41 +161,17 @@ fn empty_and_zero_dimensional() {
 fn bad_inputs_are_errors_and_change_nothing() {
     let mut m = moments_of(&[1.0, 2.0, 3.0, 4.0], 2);
     let before = m.clone();
-    assert!(matches!(
-        m.update_f32(&[1.0, 2.0, 3.0], 2),
-        Err(Error::DimensionMismatch {
-            expected: 4,
-            found: 3,
-            ..
-        })
-    ));
+    assert!(matches!(m.update_f32(&[1.0, 2.0, 3.0], 2), Err(Error::DimensionMismatch { expected: 4, found: 3, .. })));
     assert_eq!(m.update_f32(&[1.0, f32::NAN], 1), Err(Error::NonFinite));
-    assert_eq!(
-        m.update_f32(&[f32::INFINITY, 0.0, f32::NEG_INFINITY, 0.0], 2),
-        Err(Error::NonFinite)
-    );
-    assert!(matches!(
-        m.merge(&Moments::new(3)),
-        Err(Error::DimensionMismatch {
-            expected: 2,
-            found: 3,
-            ..
-        })
-    ));
+    assert_eq!(m.update_f32(&[f32::INFINITY, 0.0, f32::NEG_INFINITY, 0.0], 2), Err(Error::NonFinite));
+    assert!(matches!(m.merge(&Moments::new(3)), Err(Error::DimensionMismatch { expected: 2, found: 3, .. })));
     assert_eq!(m, before);
 
     assert!(matches!(
         Moments::from_parts(1, vec![0.0; 3], Matrix::zeros(2, 2)),
-        Err(Error::DimensionMismatch {
-            expected: 2,
-            found: 3,
-            ..
-        })
+        Err(Error::DimensionMismatch { expected: 2, found: 3, .. })
     ));
-    assert_eq!(
-        Moments::from_parts(1, vec![0.0; 2], Matrix::zeros(2, 3)),
-        Err(Error::NotSquare { rows: 2, cols: 3 })
-    );
+    assert_eq!(Moments::from_parts(1, vec![0.0; 2], Matrix::zeros(2, 3)), Err(Error::NotSquare { rows: 2, cols: 3 }));
 }
 
 #[test]

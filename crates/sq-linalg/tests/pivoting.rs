@@ -105,18 +105,9 @@ fn stops_at_k_and_at_zero_residual() {
     assert_eq!(pivoted_cholesky(&c, 0).unwrap(), Vec::<usize>::new());
     assert_eq!(pivoted_cholesky(&c, 3).unwrap().len(), 3);
     assert_eq!(pivoted_cholesky(&c, 100).unwrap().len(), 10);
-    assert_eq!(
-        pivoted_cholesky(&Matrix::zeros(4, 4), 4).unwrap(),
-        Vec::<usize>::new()
-    );
-    assert_eq!(
-        pivoted_cholesky(&Matrix::zeros(0, 0), 4).unwrap(),
-        Vec::<usize>::new()
-    );
-    assert_eq!(
-        col_piv_qr_order(&Matrix::zeros(0, 3)).unwrap(),
-        vec![0, 1, 2]
-    );
+    assert_eq!(pivoted_cholesky(&Matrix::zeros(4, 4), 4).unwrap(), Vec::<usize>::new());
+    assert_eq!(pivoted_cholesky(&Matrix::zeros(0, 0), 4).unwrap(), Vec::<usize>::new());
+    assert_eq!(col_piv_qr_order(&Matrix::zeros(0, 3)).unwrap(), vec![0, 1, 2]);
 }
 
 #[test]
@@ -124,13 +115,7 @@ fn small_example() {
     // Units: a (variance 4), b = a (duplicate), c (variance 1, independent),
     // d dead. Greedy picks a (first of the tie), then c, then stops.
     let mut c = Matrix::zeros(4, 4);
-    for (i, j, v) in [
-        (0, 0, 4.0),
-        (0, 1, 4.0),
-        (1, 0, 4.0),
-        (1, 1, 4.0),
-        (2, 2, 1.0),
-    ] {
+    for (i, j, v) in [(0, 0, 4.0), (0, 1, 4.0), (1, 0, 4.0), (1, 1, 4.0), (2, 2, 1.0)] {
         c[(i, j)] = v;
     }
     assert_eq!(pivoted_cholesky(&c, 4).unwrap(), vec![0, 2]);
@@ -138,10 +123,7 @@ fn small_example() {
 
 #[test]
 fn bad_inputs_are_errors() {
-    assert_eq!(
-        pivoted_cholesky(&Matrix::zeros(2, 3), 1),
-        Err(Error::NotSquare { rows: 2, cols: 3 })
-    );
+    assert_eq!(pivoted_cholesky(&Matrix::zeros(2, 3), 1), Err(Error::NotSquare { rows: 2, cols: 3 }));
     let mut nan = Matrix::identity(2);
     nan[(0, 1)] = f64::NAN;
     assert_eq!(pivoted_cholesky(&nan, 2), Err(Error::NonFinite));

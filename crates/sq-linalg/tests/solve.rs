@@ -1,8 +1,6 @@
 mod common;
 
-use common::{
-    config, generic_samples, max_abs, max_abs_diff, naive_solve, random_matrix, random_psd, Planted,
-};
+use common::{config, generic_samples, max_abs, max_abs_diff, naive_solve, random_matrix, random_psd, Planted};
 use proptest::prelude::*;
 use sq_linalg::{inverse_spd, solve_spd, Error, Matrix, Moments};
 
@@ -109,54 +107,29 @@ fn zero_and_empty_matrices() {
     assert_eq!(solve.x.as_slice(), &[1e12, 0.0, 0.0, 1e12]);
     let empty = solve_spd(&Matrix::zeros(0, 0), &Matrix::zeros(0, 3)).unwrap();
     assert_eq!((empty.x.rows(), empty.x.cols(), empty.ridge), (0, 3, 0.0));
-    assert_eq!(
-        inverse_spd(&Matrix::zeros(0, 0)).unwrap().x,
-        Matrix::zeros(0, 0)
-    );
+    assert_eq!(inverse_spd(&Matrix::zeros(0, 0)).unwrap().x, Matrix::zeros(0, 0));
 }
 
 #[test]
 fn bad_inputs_are_errors() {
-    assert_eq!(
-        solve_spd(&Matrix::zeros(2, 3), &Matrix::zeros(2, 1)),
-        Err(Error::NotSquare { rows: 2, cols: 3 })
-    );
+    assert_eq!(solve_spd(&Matrix::zeros(2, 3), &Matrix::zeros(2, 1)), Err(Error::NotSquare { rows: 2, cols: 3 }));
     assert!(matches!(
         solve_spd(&Matrix::identity(2), &Matrix::zeros(3, 1)),
-        Err(Error::DimensionMismatch {
-            expected: 2,
-            found: 3,
-            ..
-        })
+        Err(Error::DimensionMismatch { expected: 2, found: 3, .. })
     ));
-    assert_eq!(
-        inverse_spd(&Matrix::zeros(1, 2)),
-        Err(Error::NotSquare { rows: 1, cols: 2 })
-    );
+    assert_eq!(inverse_spd(&Matrix::zeros(1, 2)), Err(Error::NotSquare { rows: 1, cols: 2 }));
     let mut nan = Matrix::identity(2);
     nan[(1, 1)] = f64::NAN;
     assert_eq!(solve_spd(&nan, &Matrix::zeros(2, 1)), Err(Error::NonFinite));
     assert_eq!(
-        solve_spd(
-            &Matrix::identity(2),
-            &Matrix::from_rows(2, 1, vec![f64::INFINITY, 0.0]).unwrap()
-        ),
+        solve_spd(&Matrix::identity(2), &Matrix::from_rows(2, 1, vec![f64::INFINITY, 0.0]).unwrap()),
         Err(Error::NonFinite)
     );
     // Clearly indefinite: no small ridge can make it positive definite.
     let indefinite = Matrix::from_rows(2, 2, vec![1.0, 0.0, 0.0, -1.0]).unwrap();
-    assert!(matches!(
-        inverse_spd(&indefinite),
-        Err(Error::NotPositiveSemidefinite { .. })
-    ));
+    assert!(matches!(inverse_spd(&indefinite), Err(Error::NotPositiveSemidefinite { .. })));
     let mostly_positive = Matrix::from_rows(2, 2, vec![1.0, 0.0, 0.0, -0.5]).unwrap();
-    assert!(matches!(
-        solve_spd(&mostly_positive, &Matrix::identity(2)),
-        Err(Error::NotPositiveSemidefinite { .. })
-    ));
+    assert!(matches!(solve_spd(&mostly_positive, &Matrix::identity(2)), Err(Error::NotPositiveSemidefinite { .. })));
     let hollow = Matrix::from_rows(2, 2, vec![0.0, 1.0, 1.0, 0.0]).unwrap();
-    assert!(matches!(
-        solve_spd(&hollow, &Matrix::identity(2)),
-        Err(Error::NotPositiveSemidefinite { .. })
-    ));
+    assert!(matches!(solve_spd(&hollow, &Matrix::identity(2)), Err(Error::NotPositiveSemidefinite { .. })));
 }

@@ -1,8 +1,6 @@
 mod common;
 
-use common::{
-    config, generic_samples, jacobi_eigenvalues, max_abs, max_abs_diff, random_matrix, Planted,
-};
+use common::{config, generic_samples, jacobi_eigenvalues, max_abs, max_abs_diff, random_matrix, Planted};
 use proptest::prelude::*;
 use sq_linalg::{eigen_symmetric, Error, Matrix, Moments, Spectrum};
 
@@ -26,9 +24,7 @@ fn random_symmetric(seed: u64, n: usize) -> Matrix {
 /// Smallest k whose first k eigenvalues reach tau * total, by plain counting.
 fn naive_k(eigenvalues: &[f64], tau: f64) -> usize {
     let total: f64 = eigenvalues.iter().sum();
-    (0..=eigenvalues.len())
-        .find(|&k| eigenvalues[..k].iter().sum::<f64>() >= tau * total)
-        .unwrap()
+    (0..=eigenvalues.len()).find(|&k| eigenvalues[..k].iter().sum::<f64>() >= tau * total).unwrap()
 }
 
 proptest! {
@@ -133,19 +129,10 @@ fn diagonal_example() {
 fn bad_inputs_are_errors() {
     let s = Spectrum::from_covariance(&Matrix::identity(2)).unwrap();
     for tau in [0.0, -0.5, 1.5, f64::NAN] {
-        assert!(matches!(
-            s.k_for(tau),
-            Err(Error::InvalidParameter { name: "tau", .. })
-        ));
+        assert!(matches!(s.k_for(tau), Err(Error::InvalidParameter { name: "tau", .. })));
     }
-    assert_eq!(
-        Spectrum::from_covariance(&Matrix::zeros(2, 3)),
-        Err(Error::NotSquare { rows: 2, cols: 3 })
-    );
-    assert_eq!(
-        eigen_symmetric(&Matrix::zeros(3, 2)).map(|_| ()),
-        Err(Error::NotSquare { rows: 3, cols: 2 })
-    );
+    assert_eq!(Spectrum::from_covariance(&Matrix::zeros(2, 3)), Err(Error::NotSquare { rows: 2, cols: 3 }));
+    assert_eq!(eigen_symmetric(&Matrix::zeros(3, 2)).map(|_| ()), Err(Error::NotSquare { rows: 3, cols: 2 }));
     let mut nan = Matrix::identity(2);
     nan[(1, 0)] = f64::NAN;
     assert_eq!(Spectrum::from_covariance(&nan), Err(Error::NonFinite));

@@ -41,11 +41,11 @@ pub fn load(path: &Path, arch: Option<&Arch>) -> Result<Model> {
 
 /// Like [`load`] for a checkpoint already in memory; `path` is only used in errors.
 pub fn load_bytes(bytes: &[u8], path: &Path, arch: Option<&Arch>) -> Result<Model> {
-    let st_err = |e: safetensors::SafeTensorError| ModelError::Safetensors { path: path.into(), message: e.to_string() };
+    let st_err =
+        |e: safetensors::SafeTensorError| ModelError::Safetensors { path: path.into(), message: e.to_string() };
     let file = SafeTensors::deserialize(bytes).map_err(st_err)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
-    let metadata: BTreeMap<String, String> =
-        header.metadata().clone().unwrap_or_default().into_iter().collect();
+    let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
 
     let mut groups = Groups { path: path.into(), features: BTreeMap::new(), classifier: BTreeMap::new() };
     for (key, view) in file.tensors() {
@@ -99,7 +99,9 @@ pub fn temp_path(path: &Path) -> PathBuf {
 fn tensor_bytes(tensor: &Tensor, dtype: StorageDtype) -> Result<Vec<u8>> {
     let flat = tensor.flatten_all()?;
     Ok(match dtype {
-        StorageDtype::F32 => flat.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        StorageDtype::F32 => {
+            flat.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()
+        }
         StorageDtype::F16 => {
             flat.to_dtype(DType::F16)?.to_vec1::<half::f16>()?.iter().flat_map(|v| v.to_le_bytes()).collect()
         }
@@ -142,8 +144,7 @@ impl Groups {
                 })
             }
         };
-        let tensor =
-            Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?.to_dtype(DType::F32)?;
+        let tensor = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?.to_dtype(DType::F32)?;
         let section = match section {
             "features" => &mut self.features,
             "classifier" => &mut self.classifier,
@@ -193,7 +194,11 @@ impl Groups {
                         b.bn = Some(bn);
                         b.end = index;
                     }
-                    _ => return Err(self.layout_err(format!("{key} is a BatchNorm that does not directly follow a conv"))),
+                    _ => {
+                        return Err(
+                            self.layout_err(format!("{key} is a BatchNorm that does not directly follow a conv"))
+                        )
+                    }
                 }
             } else {
                 let weight = self.get(params, &key, "weight", 4)?;
@@ -206,7 +211,10 @@ impl Groups {
             return Err(self.layout_err("no convolution found (no features.N.weight tensors)".into()));
         }
         if blocks[0].start != 0 {
-            return Err(self.layout_err(format!("features.{} is the first tensor; a VGG starts with features.0", blocks[0].start)));
+            return Err(self.layout_err(format!(
+                "features.{} is the first tensor; a VGG starts with features.0",
+                blocks[0].start
+            )));
         }
         Ok(blocks)
     }

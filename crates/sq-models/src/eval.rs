@@ -56,7 +56,10 @@ pub fn preprocess_for(model: &Model, data: &Dataset, fallback: Option<(Vec<f32>,
         return Err(ModelError::Input { expected: model.input_shape().to_string(), found: vec![c, h, w] });
     };
     if mc != c {
-        return Err(ModelError::Input { expected: format!("{mc} channels ({})", model.input_shape()), found: vec![c, h, w] });
+        return Err(ModelError::Input {
+            expected: format!("{mc} channels ({})", model.input_shape()),
+            found: vec![c, h, w],
+        });
     }
     Ok(Preprocess::new(mean, std, (h, w), (mh, mw))?)
 }

@@ -113,10 +113,8 @@ impl Model {
         let mut shapes = Vec::with_capacity(layers.len() + 1);
         shapes.push(input);
         for (i, layer) in layers.iter().enumerate() {
-            let next = output_shape(layer, shapes[i]).map_err(|message| ModelError::Invalid {
-                layer: layer_name(&layers, i),
-                message,
-            })?;
+            let next = output_shape(layer, shapes[i])
+                .map_err(|message| ModelError::Invalid { layer: layer_name(&layers, i), message })?;
             shapes.push(next);
         }
         Ok(Self { input, layers, shapes, metadata })
@@ -169,9 +167,8 @@ impl Model {
         ops.windows(2)
             .map(|pair| {
                 let (producer, consumer) = (pair[0], pair[1]);
-                let tap = (producer + 1..consumer)
-                    .find(|&i| matches!(self.layers[i], Layer::Flatten))
-                    .unwrap_or(consumer);
+                let tap =
+                    (producer + 1..consumer).find(|&i| matches!(self.layers[i], Layer::Flatten)).unwrap_or(consumer);
                 Link { producer, consumer, tap, shape: self.shapes[tap] }
             })
             .collect()

@@ -32,10 +32,7 @@ impl Arch {
     /// The torchvision name (`vgg16_bn`), or `vgg-custom` for a stage pattern
     /// outside the four standard configurations.
     pub fn name(&self) -> String {
-        let base = FAMILY
-            .iter()
-            .find(|(_, s)| s.as_slice() == self.stages.as_slice())
-            .map_or("vgg-custom", |(n, _)| n);
+        let base = FAMILY.iter().find(|(_, s)| s.as_slice() == self.stages.as_slice()).map_or("vgg-custom", |(n, _)| n);
         if self.batch_norm {
             format!("{base}_bn")
         } else {
@@ -63,7 +60,9 @@ impl FromStr for Arch {
             .iter()
             .find(|(n, _)| *n == base)
             .map(|(_, stages)| Arch { stages: stages.to_vec(), batch_norm })
-            .ok_or_else(|| format!("unknown architecture `{s}` (expected vgg11, vgg13, vgg16 or vgg19, optionally with _bn)"))
+            .ok_or_else(|| {
+                format!("unknown architecture `{s}` (expected vgg11, vgg13, vgg16 or vgg19, optionally with _bn)")
+            })
     }
 }
 

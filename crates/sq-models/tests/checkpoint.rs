@@ -36,7 +36,11 @@ fn tensors_of(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut out = Vec::new();
     for (i, layer) in model.layers().iter().enumerate() {
         for (suffix, t) in layer.tensors() {
-            out.push((format!("{}.{suffix}", model.name(i)), t.dims().to_vec(), t.flatten_all().unwrap().to_vec1().unwrap()));
+            out.push((
+                format!("{}.{suffix}", model.name(i)),
+                t.dims().to_vec(),
+                t.flatten_all().unwrap().to_vec1().unwrap(),
+            ));
         }
     }
     out
@@ -183,7 +187,9 @@ fn edited(edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) -> Vec<u8
         tensors.into_iter().map(|(k, s, v)| (k, s, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
         .iter()
-        .map(|(k, s, b)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(k, s, b)| {
+            (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+        })
         .collect();
     safetensors::serialize(views, None).unwrap()
 }

@@ -7,9 +7,7 @@ use std::path::Path;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
-use sq_models::dataset::{
-    default_data_dir, Dataset, DatasetError, DatasetSpec, Preprocess, PreprocessError, Split,
-};
+use sq_models::dataset::{default_data_dir, Dataset, DatasetError, DatasetSpec, Preprocess, PreprocessError, Split};
 use tempfile::TempDir;
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -41,9 +39,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
 /// A small image set: `count` images of `rows x cols` with distinct pixels,
 /// and labels cycling through the classes.
 fn sample(count: usize, rows: usize, cols: usize) -> (Vec<u8>, Vec<u8>) {
-    let pixels = (0..count * rows * cols)
-        .map(|i| (i * 7 % 256) as u8)
-        .collect();
+    let pixels = (0..count * rows * cols).map(|i| (i * 7 % 256) as u8).collect();
     let labels = (0..count).map(|i| (i % 10) as u8).collect();
     (pixels, labels)
 }
@@ -97,11 +93,7 @@ fn idx_round_trip_raw_and_gzip() {
 fn idx_gzip_detected_by_content_not_name() {
     let dir = TempDir::new().unwrap();
     let (pixels, labels) = sample(2, 2, 2);
-    write(
-        dir.path(),
-        TEST_IMAGES,
-        &gzip(&idx(IMAGES_MAGIC, &[2, 2, 2], &pixels)),
-    );
+    write(dir.path(), TEST_IMAGES, &gzip(&idx(IMAGES_MAGIC, &[2, 2, 2], &pixels)));
     write(dir.path(), TEST_LABELS, &idx(LABELS_MAGIC, &[2], &labels));
     let ds = load_mnist(dir.path()).unwrap();
     assert_eq!(ds.images(), pixels.as_slice());
@@ -111,19 +103,9 @@ fn idx_gzip_detected_by_content_not_name() {
 fn idx_train_split_reads_train_files() {
     let dir = TempDir::new().unwrap();
     let (pixels, labels) = sample(3, 2, 2);
-    write(
-        dir.path(),
-        "train-images-idx3-ubyte.gz",
-        &gzip(&idx(IMAGES_MAGIC, &[3, 2, 2], &pixels)),
-    );
-    write(
-        dir.path(),
-        "train-labels-idx1-ubyte",
-        &idx(LABELS_MAGIC, &[3], &labels),
-    );
-    let ds = DatasetSpec::FashionMnist(dir.path().to_owned())
-        .load(Split::Train)
-        .unwrap();
+    write(dir.path(), "train-images-idx3-ubyte.gz", &gzip(&idx(IMAGES_MAGIC, &[3, 2, 2], &pixels)));
+    write(dir.path(), "train-labels-idx1-ubyte", &idx(LABELS_MAGIC, &[3], &labels));
+    let ds = DatasetSpec::FashionMnist(dir.path().to_owned()).load(Split::Train).unwrap();
     assert_eq!(ds.name(), "fashion-mnist");
     assert_eq!(ds.labels(), labels.as_slice());
 }
@@ -152,13 +134,7 @@ fn missing_file_names_every_path_tried() {
         panic!("expected MissingFile, got {err:?}");
     };
     assert_eq!(file, TEST_IMAGES);
-    assert_eq!(
-        tried,
-        [
-            dir.path().join(TEST_IMAGES),
-            dir.path().join(format!("{TEST_IMAGES}.gz"))
-        ]
-    );
+    assert_eq!(tried, [dir.path().join(TEST_IMAGES), dir.path().join(format!("{TEST_IMAGES}.gz"))]);
 }
 
 fn err_text_contains_all(err: &DatasetError, parts: &[&str]) -> bool {
@@ -174,17 +150,7 @@ fn bad_magic_says_what_was_expected_and_found() {
     // The label file where the image file belongs.
     write(dir.path(), TEST_IMAGES, &idx(LABELS_MAGIC, &[2], &labels));
     let err = load_err(dir.path(), TEST_IMAGES);
-    assert!(
-        matches!(
-            err,
-            DatasetError::BadMagic {
-                expected: IMAGES_MAGIC,
-                found: LABELS_MAGIC,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::BadMagic { expected: IMAGES_MAGIC, found: LABELS_MAGIC, .. }), "{err:?}");
     assert!(err_text_contains_all(&err, &["0x00000803", "0x00000801"]));
 }
 
@@ -193,23 +159,9 @@ fn truncated_images_report_expected_and_actual_size() {
     let dir = TempDir::new().unwrap();
     let (pixels, labels) = sample(4, 2, 2);
     write_idx_split(dir.path(), &pixels, &labels, 2, 2, false);
-    write(
-        dir.path(),
-        TEST_IMAGES,
-        &idx(IMAGES_MAGIC, &[4, 2, 2], &pixels[..10]),
-    );
+    write(dir.path(), TEST_IMAGES, &idx(IMAGES_MAGIC, &[4, 2, 2], &pixels[..10]));
     let err = load_err(dir.path(), TEST_IMAGES);
-    assert!(
-        matches!(
-            err,
-            DatasetError::Truncated {
-                expected: 32,
-                actual: 26,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::Truncated { expected: 32, actual: 26, .. }), "{err:?}");
     assert!(err_text_contains_all(&err, &["32", "26"]));
 }
 
@@ -218,23 +170,9 @@ fn truncated_labels_report_expected_and_actual_size() {
     let dir = TempDir::new().unwrap();
     let (pixels, labels) = sample(4, 2, 2);
     write_idx_split(dir.path(), &pixels, &labels, 2, 2, true);
-    write(
-        dir.path(),
-        &format!("{TEST_LABELS}.gz"),
-        &gzip(&idx(LABELS_MAGIC, &[4], &labels[..3])),
-    );
+    write(dir.path(), &format!("{TEST_LABELS}.gz"), &gzip(&idx(LABELS_MAGIC, &[4], &labels[..3])));
     let err = load_err(dir.path(), TEST_LABELS);
-    assert!(
-        matches!(
-            err,
-            DatasetError::Truncated {
-                expected: 12,
-                actual: 11,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::Truncated { expected: 12, actual: 11, .. }), "{err:?}");
 }
 
 #[test]
@@ -244,17 +182,7 @@ fn truncated_header_is_reported() {
     write_idx_split(dir.path(), &pixels, &labels, 1, 1, false);
     write(dir.path(), TEST_IMAGES, &idx(IMAGES_MAGIC, &[1], &[]));
     let err = load_err(dir.path(), TEST_IMAGES);
-    assert!(
-        matches!(
-            err,
-            DatasetError::Truncated {
-                expected: 16,
-                actual: 8,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::Truncated { expected: 16, actual: 8, .. }), "{err:?}");
 }
 
 #[test]
@@ -263,19 +191,9 @@ fn corrupt_gzip_stream_names_the_file() {
     let (pixels, labels) = sample(50, 4, 4);
     write_idx_split(dir.path(), &pixels, &labels, 4, 4, true);
     let images = gzip(&idx(IMAGES_MAGIC, &[50, 4, 4], &pixels));
-    write(
-        dir.path(),
-        &format!("{TEST_IMAGES}.gz"),
-        &images[..images.len() / 2],
-    );
+    write(dir.path(), &format!("{TEST_IMAGES}.gz"), &images[..images.len() / 2]);
     let err = load_err(dir.path(), TEST_IMAGES);
-    assert!(
-        matches!(
-            err,
-            DatasetError::Io { .. } | DatasetError::Truncated { .. }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::Io { .. } | DatasetError::Truncated { .. }), "{err:?}");
 }
 
 #[test]
@@ -283,16 +201,9 @@ fn trailing_data_is_reported() {
     let dir = TempDir::new().unwrap();
     let (pixels, labels) = sample(2, 2, 2);
     write_idx_split(dir.path(), &pixels, &labels, 2, 2, false);
-    write(
-        dir.path(),
-        TEST_LABELS,
-        &idx(LABELS_MAGIC, &[2], &[0, 1, 2]),
-    );
+    write(dir.path(), TEST_LABELS, &idx(LABELS_MAGIC, &[2], &[0, 1, 2]));
     let err = load_err(dir.path(), TEST_LABELS);
-    assert!(
-        matches!(err, DatasetError::TrailingData { expected: 10, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::TrailingData { expected: 10, .. }), "{err:?}");
 }
 
 #[test]
@@ -300,24 +211,10 @@ fn count_mismatch_names_both_files() {
     let dir = TempDir::new().unwrap();
     let (pixels, labels) = sample(3, 2, 2);
     write_idx_split(dir.path(), &pixels, &labels, 2, 2, false);
-    write(
-        dir.path(),
-        TEST_LABELS,
-        &idx(LABELS_MAGIC, &[2], &labels[..2]),
-    );
+    write(dir.path(), TEST_LABELS, &idx(LABELS_MAGIC, &[2], &labels[..2]));
     let err = load_err(dir.path(), TEST_IMAGES);
     assert!(err.to_string().contains(TEST_LABELS), "{err}");
-    assert!(
-        matches!(
-            err,
-            DatasetError::CountMismatch {
-                image_count: 3,
-                label_count: 2,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::CountMismatch { image_count: 3, label_count: 2, .. }), "{err:?}");
 }
 
 #[test]
@@ -326,17 +223,7 @@ fn label_out_of_range_is_reported() {
     let (pixels, _) = sample(3, 2, 2);
     write_idx_split(dir.path(), &pixels, &[0, 9, 10], 2, 2, false);
     let err = load_err(dir.path(), TEST_LABELS);
-    assert!(
-        matches!(
-            err,
-            DatasetError::LabelOutOfRange {
-                index: 2,
-                label: 10,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::LabelOutOfRange { index: 2, label: 10, .. }), "{err:?}");
 }
 
 /// A CIFAR-10 record whose channel `c` pixel `i` is `c * 80 + seed + i % 16`.
@@ -352,11 +239,7 @@ fn cifar_record(label: u8, seed: u8) -> Vec<u8> {
 fn cifar_reads_channel_planes_from_dir_and_subdir() {
     let dir = TempDir::new().unwrap();
     for batch in 1..=5u8 {
-        write(
-            dir.path(),
-            &format!("data_batch_{batch}.bin"),
-            &cifar_record(batch, batch),
-        );
+        write(dir.path(), &format!("data_batch_{batch}.bin"), &cifar_record(batch, batch));
     }
     let sub = dir.path().join("cifar-10-batches-bin");
     std::fs::create_dir(&sub).unwrap();
@@ -385,9 +268,7 @@ fn cifar_bad_size_names_the_file() {
     let mut bytes = cifar_record(1, 0);
     bytes.pop();
     write(dir.path(), "test_batch.bin", &bytes);
-    let err = DatasetSpec::Cifar10(dir.path().to_owned())
-        .load(Split::Test)
-        .unwrap_err();
+    let err = DatasetSpec::Cifar10(dir.path().to_owned()).load(Split::Test).unwrap_err();
     assert!(err.to_string().contains("test_batch.bin"), "{err}");
     assert!(
         matches!(err, DatasetError::CifarSize { len, record: CIFAR_RECORD, .. } if len == CIFAR_RECORD - 1),
@@ -398,34 +279,16 @@ fn cifar_bad_size_names_the_file() {
 #[test]
 fn cifar_bad_label_names_the_file() {
     let dir = TempDir::new().unwrap();
-    write(
-        dir.path(),
-        "test_batch.bin",
-        &[cifar_record(1, 0), cifar_record(200, 0)].concat(),
-    );
-    let err = DatasetSpec::Cifar10(dir.path().to_owned())
-        .load(Split::Test)
-        .unwrap_err();
+    write(dir.path(), "test_batch.bin", &[cifar_record(1, 0), cifar_record(200, 0)].concat());
+    let err = DatasetSpec::Cifar10(dir.path().to_owned()).load(Split::Test).unwrap_err();
     assert!(err.to_string().contains("test_batch.bin"), "{err}");
-    assert!(
-        matches!(
-            err,
-            DatasetError::LabelOutOfRange {
-                index: 1,
-                label: 200,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DatasetError::LabelOutOfRange { index: 1, label: 200, .. }), "{err:?}");
 }
 
 #[test]
 fn cifar_missing_file_names_both_places() {
     let dir = TempDir::new().unwrap();
-    let err = DatasetSpec::Cifar10(dir.path().to_owned())
-        .load(Split::Train)
-        .unwrap_err();
+    let err = DatasetSpec::Cifar10(dir.path().to_owned()).load(Split::Train).unwrap_err();
     let message = err.to_string();
     assert!(message.contains("data_batch_1.bin"), "{message}");
     assert!(message.contains("cifar-10-batches-bin"), "{message}");
@@ -434,19 +297,10 @@ fn cifar_missing_file_names_both_places() {
 #[test]
 fn specs_parse_and_display_round_trip() {
     let cases = [
-        (
-            "mnist:/data/mnist",
-            DatasetSpec::Mnist("/data/mnist".into()),
-        ),
+        ("mnist:/data/mnist", DatasetSpec::Mnist("/data/mnist".into())),
         ("cifar10:rel/dir", DatasetSpec::Cifar10("rel/dir".into())),
-        (
-            "fashion-mnist:C:\\data",
-            DatasetSpec::FashionMnist("C:\\data".into()),
-        ),
-        (
-            "fashion-mnist",
-            DatasetSpec::FashionMnist(default_data_dir()),
-        ),
+        ("fashion-mnist:C:\\data", DatasetSpec::FashionMnist("C:\\data".into())),
+        ("fashion-mnist", DatasetSpec::FashionMnist(default_data_dir())),
     ];
     for (text, spec) in cases {
         let parsed: DatasetSpec = text.parse().unwrap();
@@ -460,10 +314,7 @@ fn specs_parse_and_display_round_trip() {
 fn unknown_spec_lists_accepted_forms() {
     for bad in ["imagenet:/data", "mnist", "cifar10:", "", "MNIST:/d"] {
         let err = bad.parse::<DatasetSpec>().unwrap_err();
-        assert!(
-            matches!(err, DatasetError::InvalidSpec { .. }),
-            "{bad}: {err:?}"
-        );
+        assert!(matches!(err, DatasetError::InvalidSpec { .. }), "{bad}: {err:?}");
         let message = err.to_string();
         for form in ["fashion-mnist:DIR", "mnist:DIR", "cifar10:DIR"] {
             assert!(message.contains(form), "{message}");
@@ -503,27 +354,14 @@ fn preprocess_normalises_then_pads_with_normalised_black() {
     let black = (0.0f32 - 0.286) / 0.353;
     assert!((black - -0.81020).abs() < 1e-5);
     for i in 0..32 {
-        for (y, x) in [
-            (0, i),
-            (1, i),
-            (30, i),
-            (31, i),
-            (i, 0),
-            (i, 1),
-            (i, 30),
-            (i, 31),
-        ] {
+        for (y, x) in [(0, i), (1, i), (30, i), (31, i), (i, 0), (i, 1), (i, 30), (i, 31)] {
             assert_eq!(at(y, x), black, "border ({y}, {x})");
         }
     }
     // Image pixel (y, x) lands at (y + 2, x + 2), computed as torchvision does.
     for (y, x) in [(0, 0), (0, 27), (9, 3), (27, 27)] {
         let p = ((y * 28 + x) % 256) as f32;
-        assert_eq!(
-            at(y + 2, x + 2),
-            (p / 255.0 - 0.286) / 0.353,
-            "pixel ({y}, {x})"
-        );
+        assert_eq!(at(y + 2, x + 2), (p / 255.0 - 0.286) / 0.353, "pixel ({y}, {x})");
     }
     // Pixel (9, 3) is 255: white.
     assert_eq!(at(11, 5), (1.0 - 0.286) / 0.353);
@@ -532,14 +370,8 @@ fn preprocess_normalises_then_pads_with_normalised_black() {
 #[test]
 fn preprocess_per_channel_stats_apply_to_their_plane() {
     let dir = TempDir::new().unwrap();
-    write(
-        dir.path(),
-        "test_batch.bin",
-        &[cifar_record(0, 0), cifar_record(1, 5)].concat(),
-    );
-    let ds = DatasetSpec::Cifar10(dir.path().to_owned())
-        .load(Split::Test)
-        .unwrap();
+    write(dir.path(), "test_batch.bin", &[cifar_record(0, 0), cifar_record(1, 5)].concat());
+    let ds = DatasetSpec::Cifar10(dir.path().to_owned()).load(Split::Test).unwrap();
     let (mean, std) = ([0.4914f32, 0.4822, 0.4465], [0.247f32, 0.243, 0.261]);
     let pre = Preprocess::new(mean.to_vec(), std.to_vec(), (32, 32), (34, 34)).unwrap();
     let batch = pre.batch(&ds, 1..2).unwrap();
@@ -553,110 +385,45 @@ fn preprocess_per_channel_stats_apply_to_their_plane() {
     // The same stats cannot serve grey images.
     let grey = grey_28x28(TempDir::new().unwrap().path());
     let err = pre.batch(&grey, 0..1).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PreprocessError::ChannelMismatch {
-                stats: 3,
-                channels: 1
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, PreprocessError::ChannelMismatch { stats: 3, channels: 1 }), "{err:?}");
 }
 
 #[test]
 fn preprocess_rejects_bad_geometry_stats_and_ranges() {
     let new = |image, input| Preprocess::new(vec![0.5], vec![0.5], image, input);
     assert_eq!(new((28, 28), (28, 28)).unwrap().pad(), 0);
-    assert!(matches!(
-        new((28, 28), (26, 30)),
-        Err(PreprocessError::InputTooSmall { .. })
-    ));
-    assert!(matches!(
-        new((28, 28), (31, 31)),
-        Err(PreprocessError::UnevenPadding { .. })
-    ));
-    assert!(matches!(
-        new((28, 28), (32, 30)),
-        Err(PreprocessError::UnevenPadding { .. })
-    ));
+    assert!(matches!(new((28, 28), (26, 30)), Err(PreprocessError::InputTooSmall { .. })));
+    assert!(matches!(new((28, 28), (31, 31)), Err(PreprocessError::UnevenPadding { .. })));
+    assert!(matches!(new((28, 28), (32, 30)), Err(PreprocessError::UnevenPadding { .. })));
 
     let with = |mean: &[f32], std: &[f32]| Preprocess::with_pad(mean.to_vec(), std.to_vec(), 0);
     assert!(with(&[0.5], &[0.2, 0.3, 0.4]).is_ok());
-    assert!(matches!(
-        with(&[], &[1.0]),
-        Err(PreprocessError::StatsLength { .. })
-    ));
-    assert!(matches!(
-        with(&[0.1, 0.2], &[0.1, 0.2, 0.3]),
-        Err(PreprocessError::StatsLength { .. })
-    ));
-    assert!(matches!(
-        with(&[0.5], &[0.0]),
-        Err(PreprocessError::InvalidStats { channel: 0, .. })
-    ));
-    assert!(matches!(
-        with(&[0.5, f32::NAN], &[1.0]),
-        Err(PreprocessError::InvalidStats { channel: 1, .. })
-    ));
+    assert!(matches!(with(&[], &[1.0]), Err(PreprocessError::StatsLength { .. })));
+    assert!(matches!(with(&[0.1, 0.2], &[0.1, 0.2, 0.3]), Err(PreprocessError::StatsLength { .. })));
+    assert!(matches!(with(&[0.5], &[0.0]), Err(PreprocessError::InvalidStats { channel: 0, .. })));
+    assert!(matches!(with(&[0.5, f32::NAN], &[1.0]), Err(PreprocessError::InvalidStats { channel: 1, .. })));
 
     let dir = TempDir::new().unwrap();
     let ds = grey_28x28(dir.path());
     let pre = new((28, 28), (32, 32)).unwrap();
     assert_eq!(pre.batch(&ds, 1..1).unwrap().dims(), &[0, 1, 32, 32]);
-    assert!(matches!(
-        pre.batch(&ds, 0..2),
-        Err(PreprocessError::OutOfRange { len: 1, .. })
-    ));
+    assert!(matches!(pre.batch(&ds, 0..2), Err(PreprocessError::OutOfRange { len: 1, .. })));
 }
 
 #[test]
 fn normalisation_from_checkpoint_metadata() {
     let meta = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     };
-    let reference = meta(&[
-        ("normalize_mean", "0.286"),
-        ("normalize_std", "0.353"),
-        ("arch", "vgg16_bn"),
-    ]);
-    assert_eq!(
-        Preprocess::from_metadata(&reference).unwrap(),
-        Some((vec![0.286], vec![0.353]))
-    );
-    let cifar = meta(&[
-        ("normalize_mean", "[0.4914, 0.4822,0.4465]"),
-        ("normalize_std", "0.25,0.25,0.25"),
-    ]);
-    assert_eq!(
-        Preprocess::from_metadata(&cifar).unwrap(),
-        Some((vec![0.4914, 0.4822, 0.4465], vec![0.25; 3]))
-    );
-    assert_eq!(
-        Preprocess::from_metadata(&meta(&[("arch", "vgg")])).unwrap(),
-        None
-    );
+    let reference = meta(&[("normalize_mean", "0.286"), ("normalize_std", "0.353"), ("arch", "vgg16_bn")]);
+    assert_eq!(Preprocess::from_metadata(&reference).unwrap(), Some((vec![0.286], vec![0.353])));
+    let cifar = meta(&[("normalize_mean", "[0.4914, 0.4822,0.4465]"), ("normalize_std", "0.25,0.25,0.25")]);
+    assert_eq!(Preprocess::from_metadata(&cifar).unwrap(), Some((vec![0.4914, 0.4822, 0.4465], vec![0.25; 3])));
+    assert_eq!(Preprocess::from_metadata(&meta(&[("arch", "vgg")])).unwrap(), None);
     let err = Preprocess::from_metadata(&meta(&[("normalize_mean", "0.5")])).unwrap_err();
     assert!(err.to_string().contains("normalize_std"), "{err}");
-    let err = Preprocess::from_metadata(&meta(&[
-        ("normalize_mean", "0.5"),
-        ("normalize_std", "0.2;0.3"),
-    ]))
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PreprocessError::BadMetadata {
-                key: "normalize_std",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = Preprocess::from_metadata(&meta(&[("normalize_mean", "0.5"), ("normalize_std", "0.2;0.3")])).unwrap_err();
+    assert!(matches!(err, PreprocessError::BadMetadata { key: "normalize_std", .. }), "{err:?}");
 }
 
 proptest! {
@@ -710,15 +477,10 @@ proptest! {
 fn real_fashion_mnist_test_split() {
     let dir = Path::new("/usr/share/datasets/fashion-mnist");
     if !dir.is_dir() {
-        eprintln!(
-            "skipped: {} is missing (install dataset-fashion-mnist)",
-            dir.display()
-        );
+        eprintln!("skipped: {} is missing (install dataset-fashion-mnist)", dir.display());
         return;
     }
-    let ds = DatasetSpec::FashionMnist(dir.to_owned())
-        .load(Split::Test)
-        .unwrap();
+    let ds = DatasetSpec::FashionMnist(dir.to_owned()).load(Split::Test).unwrap();
     assert_eq!(ds.len(), 10_000);
     assert_eq!(ds.image_shape(), (1, 28, 28));
     let mut counts = [0usize; 10];

@@ -17,7 +17,12 @@ pub fn apply(model: &Model, patch: &Patch) -> Result<Model> {
     let mismatch = |message: String| RewriteError::Mismatch { layer: name.clone(), message };
     let current = model.links().into_iter().find(|l| l.producer == link.producer);
     if current.as_ref() != Some(link) {
-        return Err(mismatch(format!("the model has no link {} -> {} of {} units", name, model.name(link.consumer), link.units())));
+        return Err(mismatch(format!(
+            "the model has no link {} -> {} of {} units",
+            name,
+            model.name(link.consumer),
+            link.units()
+        )));
     }
     let (input, mut layers, metadata) = model.clone().into_parts();
     let kept = index_tensor(&patch.kept)?;
@@ -53,7 +58,11 @@ pub fn apply(model: &Model, patch: &Patch) -> Result<Model> {
         Layer::Conv2d(conv) => {
             let dims = conv.weight().dims4()?;
             let (weight, bias) = fold(conv.weight(), conv.bias(), units, patch)?;
-            Layer::Conv2d(Conv2d::new(weight.reshape((dims.0, patch.kept.len(), dims.2, dims.3))?, Some(bias), *conv.config()))
+            Layer::Conv2d(Conv2d::new(
+                weight.reshape((dims.0, patch.kept.len(), dims.2, dims.3))?,
+                Some(bias),
+                *conv.config(),
+            ))
         }
         Layer::Linear(linear) => {
             let out = linear.weight().dims2()?.0;
@@ -86,7 +95,11 @@ fn fold(weight: &Tensor, bias: Option<&Tensor>, units: usize, patch: &Patch) -> 
     let raw = weight.flatten_all()?.to_vec1::<f32>()?;
     // W as an (out * taps) x units matrix: row (o, t), column u.
     let at = |ot: usize, u: usize| f64::from(raw[((ot / taps) * units + u) * taps + ot % taps]);
-    let w = Matrix::from_rows(out * taps, units, (0..out * taps).flat_map(|ot| (0..units).map(move |u| at(ot, u))).collect())?;
+    let w = Matrix::from_rows(
+        out * taps,
+        units,
+        (0..out * taps).flat_map(|ot| (0..units).map(move |u| at(ot, u))).collect(),
+    )?;
     let mut b: Vec<f64> = match bias {
         Some(b) => b.to_vec1::<f32>()?.into_iter().map(f64::from).collect(),
         None => vec![0.0; out],
@@ -101,7 +114,10 @@ fn fold(weight: &Tensor, bias: Option<&Tensor>, units: usize, patch: &Patch) -> 
         }
         None => w.select(&(0..out * taps).collect::<Vec<_>>(), s)?,
     };
-    let new_w: Vec<f32> = (0..out).flat_map(|o| (0..s.len()).flat_map(move |j| (0..taps).map(move |t| (o, j, t)))).map(|(o, j, t)| folded[(o * taps + t, j)] as f32).collect();
+    let new_w: Vec<f32> = (0..out)
+        .flat_map(|o| (0..s.len()).flat_map(move |j| (0..taps).map(move |t| (o, j, t))))
+        .map(|(o, j, t)| folded[(o * taps + t, j)] as f32)
+        .collect();
     let b: Vec<f32> = b.into_iter().map(|x| x as f32).collect();
     let len = new_w.len();
     Ok((Tensor::from_vec(new_w, len, &Device::Cpu)?, Tensor::from_vec(b, out, &Device::Cpu)?))

@@ -87,7 +87,13 @@ pub struct Patch {
 /// Plans the cut of `link` keeping `kept` (any order, no duplicates) of
 /// its units, from statistics of what the consumer reads; `name` is the
 /// producer's name, for labels and errors.
-pub fn plan(link: &Link, name: &str, kept: &[usize], stats: Statistics<'_>, compensation: Compensation) -> Result<Patch> {
+pub fn plan(
+    link: &Link,
+    name: &str,
+    kept: &[usize],
+    stats: Statistics<'_>,
+    compensation: Compensation,
+) -> Result<Patch> {
     let n = link.units();
     let invalid = |message: String| RewriteError::InvalidKept { layer: name.to_string(), message };
     let expected = match stats {
@@ -98,7 +104,10 @@ pub fn plan(link: &Link, name: &str, kept: &[usize], stats: Statistics<'_>, comp
         Statistics::Current(m) | Statistics::Joint(m) => m,
     };
     if moments.dim() != expected {
-        return Err(invalid(format!("statistics have {} units, expected {expected} for a layer of {n}", moments.dim())));
+        return Err(invalid(format!(
+            "statistics have {} units, expected {expected} for a layer of {n}",
+            moments.dim()
+        )));
     }
     let mut kept = kept.to_vec();
     kept.sort_unstable();
@@ -193,8 +202,9 @@ impl<'a> Problem<'a> {
     /// fit matches the mean exactly and leaves the unexplained variance.
     fn fit_error(&self, map: &AffineMap) -> f64 {
         let xs = self.xs();
-        let explained: f64 =
-            (0..self.n).map(|y| xs.iter().enumerate().map(|(j, &x)| map.a[(y, j)] * self.cov[(x, y)]).sum::<f64>()).sum();
+        let explained: f64 = (0..self.n)
+            .map(|y| xs.iter().enumerate().map(|(j, &x)| map.a[(y, j)] * self.cov[(x, y)]).sum::<f64>())
+            .sum();
         self.relative((0..self.n).map(|u| self.cov[(u, u)]).sum::<f64>() - explained)
     }
 

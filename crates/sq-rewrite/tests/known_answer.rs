@@ -33,7 +33,13 @@ enum Combination {
 
 /// Producer rows (weights over `fan_in` inputs, and biases) for `k` free
 /// units followed by `extra` dependent ones, shuffled by `order`.
-fn producer_rows(rng: &mut StdRng, k: usize, extra: usize, fan_in: usize, how: Combination) -> (Vec<Vec<f32>>, Vec<f32>) {
+fn producer_rows(
+    rng: &mut StdRng,
+    k: usize,
+    extra: usize,
+    fan_in: usize,
+    how: Combination,
+) -> (Vec<Vec<f32>>, Vec<f32>) {
     let mut rows: Vec<Vec<f32>> = (0..k).map(|_| randn(rng, &[fan_in])).collect();
     let mut bias: Vec<f32> = randn(rng, &[k]);
     for e in 0..extra {
@@ -89,7 +95,8 @@ fn squeeze_first_link(model: &Model, kept: &[usize], x: &Tensor) -> (Tensor, Ten
 }
 
 fn assert_close(a: &Tensor, b: &Tensor, tol: f32) {
-    let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    let (a, b) =
+        (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
     let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
     let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(diff <= tol * scale, "max |diff| {diff} > {tol} x {scale}");

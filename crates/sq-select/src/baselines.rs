@@ -12,10 +12,7 @@ use crate::ranking::by_score_descending;
 /// lower index. Returns the kept units sorted ascending.
 pub(crate) fn l1(norms: &[f64], n: usize, k: usize) -> Result<Vec<usize>> {
     if norms.len() != n {
-        return Err(Error::NormsLength {
-            expected: n,
-            found: norms.len(),
-        });
+        return Err(Error::NormsLength { expected: n, found: norms.len() });
     }
     if let Some(unit) = norms.iter().position(|x| !x.is_finite()) {
         return Err(Error::NonFiniteNorm { unit });

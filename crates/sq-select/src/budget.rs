@@ -100,9 +100,7 @@ impl FromStr for Budget {
             Some(("width", w)) => w.parse().ok().map(Budget::Width),
             _ => None,
         };
-        parsed
-            .ok_or_else(|| Error::ParseBudget(s.to_owned()))?
-            .checked()
+        parsed.ok_or_else(|| Error::ParseBudget(s.to_owned()))?.checked()
     }
 }
 

@@ -22,12 +22,7 @@ pub fn explained_variance(cov: &Matrix, kept: &[usize]) -> Result<f64> {
     let c_sa = cov.select(kept, &all)?;
     let x = solve_spd(&cov.select(kept, kept)?, &c_sa)?.x;
     // trace(C[:,S] X) with X = C[S,S]^-1 C[S,:], and C[:,S] = C[S,:]^T.
-    Ok(c_sa
-        .as_slice()
-        .iter()
-        .zip(x.as_slice())
-        .map(|(c, x)| c * x)
-        .sum())
+    Ok(c_sa.as_slice().iter().zip(x.as_slice()).map(|(c, x)| c * x).sum())
 }
 
 /// The fraction of the layer's variance that `kept` explains,
@@ -36,21 +31,13 @@ pub fn explained_variance(cov: &Matrix, kept: &[usize]) -> Result<f64> {
 pub fn retained_fraction(cov: &Matrix, kept: &[usize]) -> Result<f64> {
     let explained = explained_variance(cov, kept)?;
     let total = trace(cov);
-    Ok(if total > 0.0 {
-        (explained / total).clamp(0.0, 1.0)
-    } else {
-        1.0
-    })
+    Ok(if total > 0.0 { (explained / total).clamp(0.0, 1.0) } else { 1.0 })
 }
 
 /// Checks that `cov` is a finite square matrix and returns its size.
 pub(crate) fn check(cov: &Matrix) -> Result<usize> {
     if cov.rows() != cov.cols() {
-        return Err(sq_linalg::Error::NotSquare {
-            rows: cov.rows(),
-            cols: cov.cols(),
-        }
-        .into());
+        return Err(sq_linalg::Error::NotSquare { rows: cov.rows(), cols: cov.cols() }.into());
     }
     if !cov.as_slice().iter().all(|x| x.is_finite()) {
         return Err(sq_linalg::Error::NonFinite.into());

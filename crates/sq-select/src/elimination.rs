@@ -113,10 +113,7 @@ impl<'c> Elimination<'c> {
         let mut dependent = by_score_descending(outside, |i| variance(cov, i));
         // Smallest variance (dead units) first; ties remove the higher index.
         dependent.reverse();
-        Ok(Self {
-            dependent: dependent.into_iter(),
-            basis: Downdates::new(cov, basis)?,
-        })
+        Ok(Self { dependent: dependent.into_iter(), basis: Downdates::new(cov, basis)? })
     }
 }
 
@@ -269,8 +266,8 @@ impl<'c> Downdates<'c> {
             let (h_before, g_before) = (self.diag_h[j], self.diag_g[j]);
             self.diag_h[j] -= w * w;
             self.diag_g[j] -= a * (2.0 * g_jp - g_pp * a);
-            accurate &= self.diag_h[j] * CANCELLATION_LIMIT > h_before
-                && self.diag_g[j] * CANCELLATION_LIMIT > g_before;
+            accurate &=
+                self.diag_h[j] * CANCELLATION_LIMIT > h_before && self.diag_g[j] * CANCELLATION_LIMIT > g_before;
         }
         accurate
     }
@@ -291,10 +288,7 @@ impl<'c> Downdates<'c> {
 
     /// The units not removed in the current block, in position order.
     fn active_units(&self) -> Vec<usize> {
-        (0..self.units.len())
-            .filter(|&j| !self.removed[j])
-            .map(|j| self.units[j])
-            .collect()
+        (0..self.units.len()).filter(|&j| !self.removed[j]).map(|j| self.units[j]).collect()
     }
 }
 

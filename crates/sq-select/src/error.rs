@@ -23,9 +23,7 @@ pub enum Error {
         n: usize,
     },
     /// A budget parameter is outside its domain.
-    #[error(
-        "budget {0} is out of range: tau and fraction must lie in (0, 1], width must be at least 1"
-    )]
+    #[error("budget {0} is out of range: tau and fraction must lie in (0, 1], width must be at least 1")]
     InvalidBudget(Budget),
     /// The `l1` strategy was used without per-unit weight norms.
     #[error("the l1 strategy needs one weight norm per unit, and none were given")]

@@ -61,15 +61,7 @@ impl LayerSelection {
         budget: Budget,
         retained_variance: f64,
     ) -> Result<Self> {
-        LayerRecord {
-            name: name.into(),
-            width,
-            kept,
-            strategy,
-            budget,
-            retained_variance,
-        }
-        .try_into()
+        LayerRecord { name: name.into(), width, kept, strategy, budget, retained_variance }.try_into()
     }
 
     /// The producer layer's name.
@@ -96,9 +88,7 @@ impl LayerSelection {
     /// ascending: those that compensation reconstructs.
     pub fn removed(&self) -> Vec<usize> {
         let mut kept = self.0.kept.iter().peekable();
-        (0..self.0.width)
-            .filter(|&i| kept.next_if_eq(&&i).is_none())
-            .collect()
+        (0..self.0.width).filter(|&i| kept.next_if_eq(&&i).is_none()).collect()
     }
 
     /// The strategy that chose the kept units.
@@ -124,10 +114,7 @@ impl TryFrom<LayerRecord> for LayerSelection {
     fn try_from(record: LayerRecord) -> Result<Self> {
         match record.defect() {
             None => Ok(LayerSelection(record)),
-            Some(defect) => Err(Error::InvalidLayer {
-                layer: record.name,
-                defect,
-            }),
+            Some(defect) => Err(Error::InvalidLayer { layer: record.name, defect }),
         }
     }
 }
@@ -139,10 +126,7 @@ impl LayerRecord {
             return Some(LayerDefect::Empty);
         }
         if let Some(&index) = self.kept.iter().find(|&&i| i >= self.width) {
-            return Some(LayerDefect::OutOfRange {
-                index,
-                width: self.width,
-            });
+            return Some(LayerDefect::OutOfRange { index, width: self.width });
         }
         if let Some(pair) = self.kept.windows(2).find(|pair| pair[0] >= pair[1]) {
             return Some(if pair[0] == pair[1] {
@@ -224,24 +208,15 @@ impl Selection {
     /// Writes the selection to `path` as JSON.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_json()).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })
+        std::fs::write(path, self.to_json()).map_err(|source| Error::Io { path: path.to_owned(), source })
     }
 
     /// Reads and validates a selection saved by [`save`](Self::save); errors
     /// name the file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_json(&json).map_err(|source| Error::Load {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })
+        let json = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        Self::from_json(&json).map_err(|source| Error::Load { path: path.to_owned(), source: Box::new(source) })
     }
 }
 
@@ -249,11 +224,7 @@ impl TryFrom<SelectionRecord> for Selection {
     type Error = Error;
 
     fn try_from(record: SelectionRecord) -> Result<Self> {
-        let layers = record
-            .layers
-            .into_iter()
-            .map(LayerSelection::try_from)
-            .collect::<Result<_>>()?;
+        let layers = record.layers.into_iter().map(LayerSelection::try_from).collect::<Result<_>>()?;
         Selection::new(layers)
     }
 }

@@ -45,12 +45,7 @@ pub enum Strategy {
 ///
 /// `l1_norms` (one per unit) is required by [`Strategy::L1`] and ignored by
 /// the others. Exact ties keep the lower index.
-pub fn select_units(
-    cov: &Matrix,
-    k: usize,
-    strategy: &Strategy,
-    l1_norms: Option<&[f64]>,
-) -> Result<Vec<usize>> {
+pub fn select_units(cov: &Matrix, k: usize, strategy: &Strategy, l1_norms: Option<&[f64]>) -> Result<Vec<usize>> {
     let n = check(cov)?;
     if k == 0 || k > n {
         return Err(Error::KeepOutOfRange { k, n });

@@ -50,10 +50,7 @@ fn tau_counts_principal_components() {
         c[(i, i)] = l;
     }
     let k = |t| keep_count(&c, &Budget::Tau(t)).unwrap();
-    assert_eq!(
-        [k(0.1), k(0.4), k(0.41), k(0.7), k(0.9), k(0.95), k(1.0)],
-        [1, 1, 2, 2, 3, 4, 4]
-    );
+    assert_eq!([k(0.1), k(0.4), k(0.41), k(0.7), k(0.9), k(0.95), k(1.0)], [1, 1, 2, 2, 3, 4, 4]);
 }
 
 #[test]
@@ -69,10 +66,7 @@ fn fraction_and_width_edge_cases() {
     assert_eq!(k(Budget::Width(64)), 64);
     assert_eq!(k(Budget::Width(1000)), 100);
     // No variance at all: still one unit.
-    assert_eq!(
-        keep_count(&Matrix::zeros(5, 5), &Budget::Tau(0.99)).unwrap(),
-        1
-    );
+    assert_eq!(keep_count(&Matrix::zeros(5, 5), &Budget::Tau(0.99)).unwrap(), 1);
 }
 
 #[test]
@@ -86,15 +80,9 @@ fn invalid_budgets_and_layers_are_errors() {
         Budget::Fraction(1.01),
         Budget::Width(0),
     ] {
-        assert!(
-            matches!(keep_count(&c, &budget), Err(Error::InvalidBudget(_))),
-            "{budget}"
-        );
+        assert!(matches!(keep_count(&c, &budget), Err(Error::InvalidBudget(_))), "{budget}");
     }
-    assert!(matches!(
-        keep_count(&Matrix::zeros(0, 0), &Budget::Width(3)),
-        Err(Error::NoUnits)
-    ));
+    assert!(matches!(keep_count(&Matrix::zeros(0, 0), &Budget::Width(3)), Err(Error::NoUnits)));
     assert!(keep_count(&Matrix::zeros(2, 3), &Budget::Width(1)).is_err());
 }
 
@@ -108,21 +96,12 @@ fn budgets_parse_and_print() {
     ] {
         assert_eq!(text.parse::<Budget>().unwrap(), budget);
         assert_eq!(budget.to_string(), text);
-        assert_eq!(
-            serde_json::to_string(&budget).unwrap(),
-            format!("\"{text}\"")
-        );
+        assert_eq!(serde_json::to_string(&budget).unwrap(), format!("\"{text}\""));
     }
     for bad in ["0.99", "tau", "tau:", "tau:x", "width:-1", "size:3"] {
-        assert!(
-            matches!(bad.parse::<Budget>(), Err(Error::ParseBudget(_))),
-            "{bad}"
-        );
+        assert!(matches!(bad.parse::<Budget>(), Err(Error::ParseBudget(_))), "{bad}");
     }
     for out_of_range in ["tau:1.5", "fraction:0", "width:0"] {
-        assert!(
-            matches!(out_of_range.parse::<Budget>(), Err(Error::InvalidBudget(_))),
-            "{out_of_range}"
-        );
+        assert!(matches!(out_of_range.parse::<Budget>(), Err(Error::InvalidBudget(_))), "{out_of_range}");
     }
 }

@@ -120,10 +120,7 @@ fn early_stop_keeps_the_tail_of_the_full_order() {
         for k in 1..=12 {
             let mut tail = order[12 - k..].to_vec();
             tail.sort_unstable();
-            assert_eq!(
-                select_units(&c, k, &Strategy::Eliminate, None).unwrap(),
-                tail
-            );
+            assert_eq!(select_units(&c, k, &Strategy::Eliminate, None).unwrap(), tail);
         }
     }
 }
@@ -159,9 +156,7 @@ fn formula_losses(c: &Matrix, set: &[usize]) -> Vec<f64> {
     let all: Vec<usize> = (0..c.rows()).collect();
     let h = inverse_spd(&c.select(set, set).unwrap()).unwrap().x;
     let m = c.select(&all, set).unwrap().matmul(&h).unwrap();
-    (0..set.len())
-        .map(|i| (0..c.rows()).map(|u| m[(u, i)] * m[(u, i)]).sum::<f64>() / h[(i, i)])
-        .collect()
+    (0..set.len()).map(|i| (0..c.rows()).map(|u| m[(u, i)] * m[(u, i)]).sum::<f64>() / h[(i, i)]).collect()
 }
 
 /// Many removals, several blocks of delayed downdates and several
@@ -201,10 +196,7 @@ fn blocked_downdates_match_the_formula_across_blocks() {
             removal.loss,
             losses[at]
         );
-        assert!(
-            losses[at] <= least + 1e-9 * scale,
-            "step {step}: not the least loss"
-        );
+        assert!(losses[at] <= least + 1e-9 * scale, "step {step}: not the least loss");
         set.remove(at);
     }
 }
@@ -215,10 +207,7 @@ fn zero_covariance_removes_everything_at_no_loss() {
     assert!(order.iter().all(|r| r.loss == 0.0));
     // Ties remove the higher index first, so the lowest index stays longest.
     assert_eq!(units(&order), vec![4, 3, 2, 1, 0]);
-    assert_eq!(
-        select_units(&Matrix::zeros(5, 5), 2, &Strategy::Eliminate, None).unwrap(),
-        vec![0, 1]
-    );
+    assert_eq!(select_units(&Matrix::zeros(5, 5), 2, &Strategy::Eliminate, None).unwrap(), vec![0, 1]);
 }
 
 /// With more units requested than the rank, the basis is kept plus the
@@ -236,17 +225,8 @@ fn beyond_the_rank_dependent_units_of_largest_variance_are_kept() {
     }
     let x = Matrix::from_rows(30, 5, data).unwrap();
     let c = x.transpose().matmul(&x).unwrap();
-    for (k, expected) in [
-        (2, vec![1, 4]),
-        (3, vec![1, 3, 4]),
-        (4, vec![0, 1, 3, 4]),
-        (5, vec![0, 1, 2, 3, 4]),
-    ] {
-        assert_eq!(
-            select_units(&c, k, &Strategy::Eliminate, None).unwrap(),
-            expected,
-            "k = {k}"
-        );
+    for (k, expected) in [(2, vec![1, 4]), (3, vec![1, 3, 4]), (4, vec![0, 1, 3, 4]), (5, vec![0, 1, 2, 3, 4])] {
+        assert_eq!(select_units(&c, k, &Strategy::Eliminate, None).unwrap(), expected, "k = {k}");
     }
 }
 

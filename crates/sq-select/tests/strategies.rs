@@ -12,9 +12,7 @@ use sq_select::{select_units, Error, Strategy};
 /// nearly everything; missing a cluster loses all of its variance.
 fn clustered(seed: u64, clusters: usize) -> Matrix {
     let mut rng = StdRng::seed_from_u64(seed);
-    let members: Vec<usize> = (0..clusters)
-        .flat_map(|c| vec![c; rng.random_range(1..=8)])
-        .collect();
+    let members: Vec<usize> = (0..clusters).flat_map(|c| vec![c; rng.random_range(1..=8)]).collect();
     let scales: Vec<f32> = members.iter().map(|_| rng.random_range(0.5..2.0)).collect();
     let n = members.len();
     let samples = 200;
@@ -39,17 +37,11 @@ fn variance_aware_strategies_beat_the_baselines_on_redundant_layers() {
         let norms: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..1.0)).collect();
         let explained = |s: Strategy| v(&c, &select_units(&c, clusters, &s, Some(&norms)).unwrap());
         let (eliminate, qr) = (explained(Strategy::Eliminate), explained(Strategy::Qr));
-        let baselines = [
-            explained(Strategy::L1),
-            explained(Strategy::Random { seed }),
-        ];
+        let baselines = [explained(Strategy::L1), explained(Strategy::Random { seed })];
         for baseline in baselines {
             // Never worse beyond noise level, whatever the draw...
             let slack = 1e-2 * common::trace(&c);
-            assert!(
-                eliminate >= baseline - slack,
-                "seed {seed}: eliminate {eliminate} < {baseline}"
-            );
+            assert!(eliminate >= baseline - slack, "seed {seed}: eliminate {eliminate} < {baseline}");
             assert!(qr >= baseline - slack, "seed {seed}: qr {qr} < {baseline}");
             baseline_total += baseline / common::trace(&c);
         }
@@ -74,16 +66,10 @@ fn l1_keeps_the_largest_norms_and_breaks_ties_by_lower_index() {
 #[test]
 fn l1_needs_one_finite_norm_per_unit() {
     let c = random_psd(1, 3, 5);
-    assert!(matches!(
-        select_units(&c, 1, &Strategy::L1, None),
-        Err(Error::MissingNorms)
-    ));
+    assert!(matches!(select_units(&c, 1, &Strategy::L1, None), Err(Error::MissingNorms)));
     assert!(matches!(
         select_units(&c, 1, &Strategy::L1, Some(&[1.0, 2.0])),
-        Err(Error::NormsLength {
-            expected: 3,
-            found: 2
-        })
+        Err(Error::NormsLength { expected: 3, found: 2 })
     ));
     assert!(matches!(
         select_units(&c, 1, &Strategy::L1, Some(&[1.0, f64::NAN, 2.0])),
@@ -110,36 +96,22 @@ fn random_is_a_seeded_uniform_subset() {
             counts[i] += 1;
         }
     }
-    assert!(
-        counts.iter().all(|&x| (400..600).contains(&x)),
-        "{counts:?}"
-    );
+    assert!(counts.iter().all(|&x| (400..600).contains(&x)), "{counts:?}");
 }
 
 #[test]
 fn every_strategy_returns_k_sorted_units_or_rejects_k() {
     let c = random_psd(2, 9, 4);
     let norms = [1.0; 9];
-    let strategies = [
-        Strategy::Eliminate,
-        Strategy::Qr,
-        Strategy::L1,
-        Strategy::Random { seed: 5 },
-    ];
+    let strategies = [Strategy::Eliminate, Strategy::Qr, Strategy::L1, Strategy::Random { seed: 5 }];
     for strategy in strategies {
         for k in 1..=9 {
             let kept = select_units(&c, k, &strategy, Some(&norms)).unwrap();
             assert_eq!(kept.len(), k, "{strategy}");
-            assert!(
-                kept.windows(2).all(|w| w[0] < w[1]) && kept[k - 1] < 9,
-                "{strategy}"
-            );
+            assert!(kept.windows(2).all(|w| w[0] < w[1]) && kept[k - 1] < 9, "{strategy}");
         }
         for k in [0, 10] {
-            assert!(matches!(
-                select_units(&c, k, &strategy, Some(&norms)),
-                Err(Error::KeepOutOfRange { n: 9, .. })
-            ));
+            assert!(matches!(select_units(&c, k, &strategy, Some(&norms)), Err(Error::KeepOutOfRange { n: 9, .. })));
         }
     }
     assert!(select_units(&Matrix::zeros(0, 0), 1, &Strategy::Qr, None).is_err());
@@ -156,25 +128,13 @@ fn strategies_parse_and_print() {
     ] {
         assert_eq!(text.parse::<Strategy>().unwrap(), strategy);
         assert_eq!(strategy.to_string(), text);
-        assert_eq!(
-            serde_json::to_string(&strategy).unwrap(),
-            format!("\"{text}\"")
-        );
-        assert_eq!(
-            serde_json::from_str::<Strategy>(&format!("\"{text}\"")).unwrap(),
-            strategy
-        );
+        assert_eq!(serde_json::to_string(&strategy).unwrap(), format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<Strategy>(&format!("\"{text}\"")).unwrap(), strategy);
     }
-    assert_eq!(
-        "random".parse::<Strategy>().unwrap(),
-        Strategy::Random { seed: 0 }
-    );
+    assert_eq!("random".parse::<Strategy>().unwrap(), Strategy::Random { seed: 0 });
     assert_eq!(Strategy::default(), Strategy::Eliminate);
     for bad in ["", "Eliminate", "random:", "random:-1", "random:x", "pca"] {
-        assert!(
-            matches!(bad.parse::<Strategy>(), Err(Error::ParseStrategy(_))),
-            "{bad}"
-        );
+        assert!(matches!(bad.parse::<Strategy>(), Err(Error::ParseStrategy(_))), "{bad}");
     }
     assert!(serde_json::from_str::<Strategy>("\"qr2\"").is_err());
 }

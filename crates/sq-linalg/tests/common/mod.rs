@@ -12,12 +12,7 @@ use sq_linalg::Matrix;
 
 /// Fixed-seed proptest configuration: reproducible, no regression files.
 pub fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        rng_seed: RngSeed::Fixed(0x5eed_5eed),
-        failure_persistence: None,
-        ..Config::default()
-    }
+    Config { cases, rng_seed: RngSeed::Fixed(0x5eed_5eed), failure_persistence: None, ..Config::default() }
 }
 
 /// `m x n` row-major samples: uniform values with per-column offsets and
@@ -26,9 +21,7 @@ pub fn generic_samples(seed: u64, m: usize, n: usize) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     let offset: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
     let scale: Vec<f32> = (0..n).map(|_| rng.random_range(0.1..3.0)).collect();
-    (0..m * n)
-        .map(|i| offset[i % n] + scale[i % n] * rng.random_range(-1.0f32..1.0))
-        .collect()
+    (0..m * n).map(|i| offset[i % n] + scale[i % n] * rng.random_range(-1.0f32..1.0)).collect()
 }
 
 /// What each column of planted data is.
@@ -68,9 +61,7 @@ impl Planted {
         if !columns.contains(&Column::Independent) {
             columns[0] = Column::Independent;
         }
-        let base: Vec<usize> = (0..n)
-            .filter(|&j| columns[j] == Column::Independent)
-            .collect();
+        let base: Vec<usize> = (0..n).filter(|&j| columns[j] == Column::Independent).collect();
         let r = base.len();
         let m = 3 * r + 8;
         let mut data = vec![0.0f32; m * n];
@@ -90,34 +81,19 @@ impl Planted {
                     }
                 }
                 Column::Combination => {
-                    let coeffs: Vec<f32> = base
-                        .iter()
-                        .map(|_| rng.random_range(-2..=2) as f32)
-                        .collect();
+                    let coeffs: Vec<f32> = base.iter().map(|_| rng.random_range(-2..=2) as f32).collect();
                     for i in 0..m {
-                        data[i * n + j] = base
-                            .iter()
-                            .zip(&coeffs)
-                            .map(|(&b, c)| c * data[i * n + b])
-                            .sum();
+                        data[i * n + j] = base.iter().zip(&coeffs).map(|(&b, c)| c * data[i * n + b]).sum();
                     }
                 }
             }
         }
-        Planted {
-            m,
-            n,
-            data,
-            columns,
-        }
+        Planted { m, n, data, columns }
     }
 
     /// Number of independent columns: the rank of the covariance.
     pub fn rank(&self) -> usize {
-        self.columns
-            .iter()
-            .filter(|&&c| c == Column::Independent)
-            .count()
+        self.columns.iter().filter(|&&c| c == Column::Independent).count()
     }
 }
 
@@ -186,10 +162,7 @@ pub fn random_psd(seed: u64, n: usize, rank: usize) -> Matrix {
     let mut a = Matrix::zeros(n, n);
     for i in 0..n {
         for j in 0..n {
-            a[(i, j)] = (0..rank)
-                .map(|t| b[i * rank + t] * b[j * rank + t])
-                .sum::<f64>()
-                / rank.max(1) as f64;
+            a[(i, j)] = (0..rank).map(|t| b[i * rank + t] * b[j * rank + t]).sum::<f64>() / rank.max(1) as f64;
         }
     }
     a
@@ -198,14 +171,7 @@ pub fn random_psd(seed: u64, n: usize, rank: usize) -> Matrix {
 /// Random dense matrix with entries in `[-1, 1)`.
 pub fn random_matrix(seed: u64, rows: usize, cols: usize) -> Matrix {
     let mut rng = StdRng::seed_from_u64(seed);
-    Matrix::from_rows(
-        rows,
-        cols,
-        (0..rows * cols)
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect(),
-    )
-    .unwrap()
+    Matrix::from_rows(rows, cols, (0..rows * cols).map(|_| rng.random_range(-1.0..1.0)).collect()).unwrap()
 }
 
 /// Triple-loop product.
@@ -309,24 +275,13 @@ pub fn naive_residuals(c: &Matrix, picked: &[usize]) -> Vec<f64> {
     let css = c.select(picked, picked).unwrap();
     let cs_all = c.select(picked, &all).unwrap();
     let h = naive_solve(&css, &cs_all).expect("picked set must be independent");
-    (0..n)
-        .map(|i| {
-            c[(i, i)]
-                - (0..picked.len())
-                    .map(|t| cs_all[(t, i)] * h[(t, i)])
-                    .sum::<f64>()
-        })
-        .collect()
+    (0..n).map(|i| c[(i, i)] - (0..picked.len()).map(|t| cs_all[(t, i)] * h[(t, i)]).sum::<f64>()).collect()
 }
 
 /// Largest absolute entry of `a - b` (shapes must match).
 pub fn max_abs_diff(a: &Matrix, b: &Matrix) -> f64 {
     assert_eq!((a.rows(), a.cols()), (b.rows(), b.cols()));
-    a.as_slice()
-        .iter()
-        .zip(b.as_slice())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 /// Largest absolute entry.

@@ -20,29 +20,18 @@ const SUBDIR: &str = "cifar-10-batches-bin";
 /// concatenating the batch files in order.
 pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, DatasetError> {
     let files: &[&'static str] = match split {
-        Split::Train => &[
-            "data_batch_1.bin",
-            "data_batch_2.bin",
-            "data_batch_3.bin",
-            "data_batch_4.bin",
-            "data_batch_5.bin",
-        ],
+        Split::Train => {
+            &["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"]
+        }
         Split::Test => &["test_batch.bin"],
     };
     let mut images = Vec::new();
     let mut labels = Vec::new();
     for &file in files {
         let path = locate(file, vec![dir.join(file), dir.join(SUBDIR).join(file)])?;
-        let bytes = std::fs::read(&path).map_err(|source| DatasetError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(&path).map_err(|source| DatasetError::Io { path: path.clone(), source })?;
         if bytes.len() % RECORD != 0 {
-            return Err(DatasetError::CifarSize {
-                path,
-                len: bytes.len(),
-                record: RECORD,
-            });
+            return Err(DatasetError::CifarSize { path, len: bytes.len(), record: RECORD });
         }
         let count = bytes.len() / RECORD;
         images.reserve(count * (RECORD - 1));
@@ -58,12 +47,5 @@ pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, Data
         }
     }
     let (channels, height, width) = SHAPE;
-    Ok(Dataset {
-        name: name.to_owned(),
-        channels,
-        height,
-        width,
-        images,
-        labels,
-    })
+    Ok(Dataset { name: name.to_owned(), channels, height, width, images, labels })
 }

@@ -34,42 +34,15 @@ pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, Data
     let images_path = find(dir, images_file)?;
     let labels_path = find(dir, labels_file)?;
 
-    let ([label_count], labels) = read(
-        &labels_path,
-        LABELS_MAGIC,
-        "IDX label file (u8, 1 dimension)",
-    )?;
-    if let Some(index) = labels
-        .iter()
-        .position(|&label| usize::from(label) >= NUM_CLASSES)
-    {
-        return Err(DatasetError::LabelOutOfRange {
-            path: labels_path,
-            index,
-            label: labels[index],
-        });
+    let ([label_count], labels) = read(&labels_path, LABELS_MAGIC, "IDX label file (u8, 1 dimension)")?;
+    if let Some(index) = labels.iter().position(|&label| usize::from(label) >= NUM_CLASSES) {
+        return Err(DatasetError::LabelOutOfRange { path: labels_path, index, label: labels[index] });
     }
-    let ([image_count, height, width], images) = read(
-        &images_path,
-        IMAGES_MAGIC,
-        "IDX image file (u8, 3 dimensions)",
-    )?;
+    let ([image_count, height, width], images) = read(&images_path, IMAGES_MAGIC, "IDX image file (u8, 3 dimensions)")?;
     if image_count != label_count {
-        return Err(DatasetError::CountMismatch {
-            images: images_path,
-            labels: labels_path,
-            image_count,
-            label_count,
-        });
+        return Err(DatasetError::CountMismatch { images: images_path, labels: labels_path, image_count, label_count });
     }
-    Ok(Dataset {
-        name: name.to_owned(),
-        channels: 1,
-        height,
-        width,
-        images,
-        labels,
-    })
+    Ok(Dataset { name: name.to_owned(), channels: 1, height, width, images, labels })
 }
 
 /// `dir/file`, or else `dir/file.gz`.
@@ -80,41 +53,20 @@ fn find(dir: &Path, file: &'static str) -> Result<PathBuf, DatasetError> {
 /// Reads an IDX file of `u8` elements with `D` dimensions: checks the magic
 /// number against `magic` (described as `kind` in errors) and the data length
 /// against the header, and returns the dimensions and the data.
-fn read<const D: usize>(
-    path: &Path,
-    magic: u32,
-    kind: &'static str,
-) -> Result<([usize; D], Vec<u8>), DatasetError> {
-    let io_error = |source| DatasetError::Io {
-        path: path.to_owned(),
-        source,
-    };
+fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<([usize; D], Vec<u8>), DatasetError> {
+    let io_error = |source| DatasetError::Io { path: path.to_owned(), source };
     let mut reader = open(path)?;
 
     let header_len = 4 * (1 + D as u64);
     let mut header = Vec::with_capacity(4 * (1 + D));
-    (&mut reader)
-        .take(header_len)
-        .read_to_end(&mut header)
-        .map_err(io_error)?;
-    let mut words = header
-        .chunks_exact(4)
-        .map(|word| u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
+    (&mut reader).take(header_len).read_to_end(&mut header).map_err(io_error)?;
+    let mut words = header.chunks_exact(4).map(|word| u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
     if let Some(found) = words.next() {
         if found != magic {
-            return Err(DatasetError::BadMagic {
-                path: path.to_owned(),
-                kind,
-                expected: magic,
-                found,
-            });
+            return Err(DatasetError::BadMagic { path: path.to_owned(), kind, expected: magic, found });
         }
     }
-    let truncated = |expected, actual| DatasetError::Truncated {
-        path: path.to_owned(),
-        expected,
-        actual,
-    };
+    let truncated = |expected, actual| DatasetError::Truncated { path: path.to_owned(), expected, actual };
     if (header.len() as u64) < header_len {
         return Err(truncated(header_len, header.len() as u64));
     }
@@ -123,22 +75,14 @@ fn read<const D: usize>(
         *dim = word as usize;
     }
 
-    let data_len = dims
-        .iter()
-        .fold(1u64, |len, &dim| len.saturating_mul(dim as u64));
+    let data_len = dims.iter().fold(1u64, |len, &dim| len.saturating_mul(dim as u64));
     let mut data = Vec::with_capacity(data_len.min(MAX_RESERVE) as usize);
     // One byte more than promised reveals trailing data.
-    reader
-        .take(data_len.saturating_add(1))
-        .read_to_end(&mut data)
-        .map_err(io_error)?;
+    reader.take(data_len.saturating_add(1)).read_to_end(&mut data).map_err(io_error)?;
     let expected = header_len.saturating_add(data_len);
     match (data.len() as u64).cmp(&data_len) {
         std::cmp::Ordering::Less => Err(truncated(expected, header_len + data.len() as u64)),
-        std::cmp::Ordering::Greater => Err(DatasetError::TrailingData {
-            path: path.to_owned(),
-            expected,
-        }),
+        std::cmp::Ordering::Greater => Err(DatasetError::TrailingData { path: path.to_owned(), expected }),
         std::cmp::Ordering::Equal => Ok((dims, data)),
     }
 }
@@ -146,16 +90,9 @@ fn read<const D: usize>(
 /// Opens `path` for reading, decompressing it if it starts with the gzip
 /// magic bytes.
 fn open(path: &Path) -> Result<Box<dyn Read>, DatasetError> {
-    let io_error = |source| DatasetError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io_error = |source| DatasetError::Io { path: path.to_owned(), source };
     let mut reader = BufReader::new(File::open(path).map_err(io_error)?);
-    if reader
-        .fill_buf()
-        .map_err(io_error)?
-        .starts_with(&GZIP_MAGIC)
-    {
+    if reader.fill_buf().map_err(io_error)?.starts_with(&GZIP_MAGIC) {
         Ok(Box::new(MultiGzDecoder::new(reader)))
     } else {
         Ok(Box::new(reader))

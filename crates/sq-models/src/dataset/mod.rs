@@ -86,9 +86,7 @@ impl FromStr for Split {
         match s {
             "train" => Ok(Split::Train),
             "test" => Ok(Split::Test),
-            _ => Err(DatasetError::UnknownSplit {
-                split: s.to_owned(),
-            }),
+            _ => Err(DatasetError::UnknownSplit { split: s.to_owned() }),
         }
     }
 }
@@ -154,11 +152,7 @@ impl Dataset {
     ///
     /// If `index >= self.len()`, like slice indexing.
     pub fn pixels(&self, index: usize) -> &[u8] {
-        assert!(
-            index < self.len(),
-            "image index {index} out of range for a dataset of {} images",
-            self.len()
-        );
+        assert!(index < self.len(), "image index {index} out of range for a dataset of {} images", self.len());
         &self.images[self.pixel_range(index..index + 1)]
     }
 
@@ -232,9 +226,7 @@ impl DatasetSpec {
     /// The directory the files are read from.
     pub fn dir(&self) -> &Path {
         match self {
-            DatasetSpec::FashionMnist(dir)
-            | DatasetSpec::Mnist(dir)
-            | DatasetSpec::Cifar10(dir) => dir,
+            DatasetSpec::FashionMnist(dir) | DatasetSpec::Mnist(dir) | DatasetSpec::Cifar10(dir) => dir,
         }
     }
 
@@ -246,9 +238,7 @@ impl DatasetSpec {
     /// see [`DatasetError`].
     pub fn load(&self, split: Split) -> Result<Dataset, DatasetError> {
         match self {
-            DatasetSpec::FashionMnist(dir) | DatasetSpec::Mnist(dir) => {
-                idx::load(dir, self.name(), split)
-            }
+            DatasetSpec::FashionMnist(dir) | DatasetSpec::Mnist(dir) => idx::load(dir, self.name(), split),
             DatasetSpec::Cifar10(dir) => cifar::load(dir, self.name(), split),
         }
     }
@@ -264,14 +254,9 @@ impl FromStr for DatasetSpec {
     type Err = DatasetError;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: String| DatasetError::InvalidSpec {
-            spec: spec.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| DatasetError::InvalidSpec { spec: spec.to_owned(), reason };
         let (name, dir) = match spec.split_once(':') {
-            None if spec == "fashion-mnist" => {
-                return Ok(DatasetSpec::FashionMnist(default_data_dir()))
-            }
+            None if spec == "fashion-mnist" => return Ok(DatasetSpec::FashionMnist(default_data_dir())),
             None => (spec, None),
             Some((_, "")) => return Err(invalid("the directory after `:` is empty".into())),
             Some((name, dir)) => (name, Some(PathBuf::from(dir))),
@@ -282,8 +267,7 @@ impl FromStr for DatasetSpec {
             "cifar10" => DatasetSpec::Cifar10,
             _ => return Err(invalid(format!("unknown dataset `{name}`"))),
         };
-        dir.map(make)
-            .ok_or_else(|| invalid(format!("`{name}` needs a directory: `{name}:DIR`")))
+        dir.map(make).ok_or_else(|| invalid(format!("`{name}` needs a directory: `{name}:DIR`")))
     }
 }
 
@@ -317,10 +301,7 @@ fn locate(file: &'static str, candidates: Vec<PathBuf>) -> Result<PathBuf, Datas
     if let Some(found) = candidates.iter().find(|path| path.is_file()) {
         return Ok(found.clone());
     }
-    Err(DatasetError::MissingFile {
-        file,
-        tried: candidates,
-    })
+    Err(DatasetError::MissingFile { file, tried: candidates })
 }
 
 /// Why a dataset could not be read or a spec not parsed.
@@ -441,9 +422,5 @@ pub enum DatasetError {
 
 /// `a, b, c` for an error message.
 fn display_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|path| path.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", ")
 }

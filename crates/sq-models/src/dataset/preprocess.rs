@@ -62,20 +62,11 @@ impl Preprocess {
         image_hw: (usize, usize),
         input_hw: (usize, usize),
     ) -> Result<Self, PreprocessError> {
-        let (Some(dh), Some(dw)) = (
-            input_hw.0.checked_sub(image_hw.0),
-            input_hw.1.checked_sub(image_hw.1),
-        ) else {
-            return Err(PreprocessError::InputTooSmall {
-                image: image_hw,
-                input: input_hw,
-            });
+        let (Some(dh), Some(dw)) = (input_hw.0.checked_sub(image_hw.0), input_hw.1.checked_sub(image_hw.1)) else {
+            return Err(PreprocessError::InputTooSmall { image: image_hw, input: input_hw });
         };
         if dh != dw || dh % 2 != 0 {
-            return Err(PreprocessError::UnevenPadding {
-                image: image_hw,
-                input: input_hw,
-            });
+            return Err(PreprocessError::UnevenPadding { image: image_hw, input: input_hw });
         }
         Self::with_pad(mean, std, dh / 2)
     }
@@ -87,14 +78,8 @@ impl Preprocess {
     /// If `mean` or `std` is empty, if their lengths differ and neither
     /// is 1, or if a mean is not finite or a std not finite and positive.
     pub fn with_pad(mean: Vec<f32>, std: Vec<f32>, pad: usize) -> Result<Self, PreprocessError> {
-        if mean.is_empty()
-            || std.is_empty()
-            || (mean.len() != std.len() && mean.len() != 1 && std.len() != 1)
-        {
-            return Err(PreprocessError::StatsLength {
-                mean: mean.len(),
-                std: std.len(),
-            });
+        if mean.is_empty() || std.is_empty() || (mean.len() != std.len() && mean.len() != 1 && std.len() != 1) {
+            return Err(PreprocessError::StatsLength { mean: mean.len(), std: std.len() });
         }
         let channels = mean.len().max(std.len());
         let at = |values: &[f32], c: usize| values[if values.len() == 1 { 0 } else { c }];
@@ -102,20 +87,11 @@ impl Preprocess {
         for channel in 0..channels {
             let (m, s) = (at(&mean, channel), at(&std, channel));
             if !m.is_finite() || !s.is_finite() || s <= 0.0 {
-                return Err(PreprocessError::InvalidStats {
-                    channel,
-                    mean: m,
-                    std: s,
-                });
+                return Err(PreprocessError::InvalidStats { channel, mean: m, std: s });
             }
             lut.push(std::array::from_fn(|p| (p as f32 / 255.0 - m) / s));
         }
-        Ok(Self {
-            mean,
-            std,
-            pad,
-            lut,
-        })
+        Ok(Self { mean, std, pad, lut })
     }
 
     /// Reads the normalisation a checkpoint was trained with from its
@@ -129,15 +105,10 @@ impl Preprocess {
     /// # Errors
     ///
     /// If only one of the keys is present, or a value does not parse.
-    pub fn from_metadata(
-        meta: &HashMap<String, String>,
-    ) -> Result<Option<MeanStd>, PreprocessError> {
+    pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Option<MeanStd>, PreprocessError> {
         match (meta.get(MEAN_KEY), meta.get(STD_KEY)) {
             (None, None) => Ok(None),
-            (Some(mean), Some(std)) => Ok(Some((
-                parse_values(MEAN_KEY, mean)?,
-                parse_values(STD_KEY, std)?,
-            ))),
+            (Some(mean), Some(std)) => Ok(Some((parse_values(MEAN_KEY, mean)?, parse_values(STD_KEY, std)?))),
             (Some(_), None) => Err(PreprocessError::MissingMetadata { key: STD_KEY }),
             (None, Some(_)) => Err(PreprocessError::MissingMetadata { key: MEAN_KEY }),
         }
@@ -168,16 +139,10 @@ impl Preprocess {
     pub fn batch(&self, dataset: &Dataset, range: Range<usize>) -> Result<Tensor, PreprocessError> {
         let (channels, height, width) = dataset.image_shape();
         if range.start > range.end || range.end > dataset.len() {
-            return Err(PreprocessError::OutOfRange {
-                range,
-                len: dataset.len(),
-            });
+            return Err(PreprocessError::OutOfRange { range, len: dataset.len() });
         }
         if self.lut.len() != 1 && self.lut.len() != channels {
-            return Err(PreprocessError::ChannelMismatch {
-                stats: self.lut.len(),
-                channels,
-            });
+            return Err(PreprocessError::ChannelMismatch { stats: self.lut.len(), channels });
         }
         let pad = self.pad;
         let (out_h, out_w) = (height + 2 * pad, width + 2 * pad);
@@ -193,21 +158,13 @@ impl Preprocess {
                 out.extend(repeat_n(border, pad * out_w));
                 for y in 0..height {
                     out.extend(repeat_n(border, pad));
-                    out.extend(
-                        pixels[y * width..(y + 1) * width]
-                            .iter()
-                            .map(|&p| lut[usize::from(p)]),
-                    );
+                    out.extend(pixels[y * width..(y + 1) * width].iter().map(|&p| lut[usize::from(p)]));
                     out.extend(repeat_n(border, pad));
                 }
                 out.extend(repeat_n(border, pad * out_w));
             }
         }
-        Ok(Tensor::from_vec(
-            out,
-            (range.len(), channels, out_h, out_w),
-            &Device::Cpu,
-        )?)
+        Ok(Tensor::from_vec(out, (range.len(), channels, out_h, out_w), &Device::Cpu)?)
     }
 }
 
@@ -224,18 +181,10 @@ impl fmt::Debug for Preprocess {
 
 /// Parses `value`, the metadata entry `key`, as a list of numbers.
 fn parse_values(key: &'static str, value: &str) -> Result<Vec<f32>, PreprocessError> {
-    let bad = || PreprocessError::BadMetadata {
-        key,
-        value: value.to_owned(),
-    };
+    let bad = || PreprocessError::BadMetadata { key, value: value.to_owned() };
     let trimmed = value.trim();
-    let list = trimmed
-        .strip_prefix('[')
-        .and_then(|rest| rest.strip_suffix(']'))
-        .unwrap_or(trimmed);
-    list.split(',')
-        .map(|item| item.trim().parse::<f32>().map_err(|_| bad()))
-        .collect()
+    let list = trimmed.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')).unwrap_or(trimmed);
+    list.split(',').map(|item| item.trim().parse::<f32>().map_err(|_| bad())).collect()
 }
 
 /// Why preprocessing could not be set up or applied.
@@ -244,9 +193,7 @@ fn parse_values(key: &'static str, value: &str) -> Result<Vec<f32>, PreprocessEr
 pub enum PreprocessError {
     /// `mean` and `std` are empty, or have different lengths neither of
     /// which is 1.
-    #[error(
-        "normalisation has {mean} means and {std} stds: each needs one value per channel, or a single value"
-    )]
+    #[error("normalisation has {mean} means and {std} stds: each needs one value per channel, or a single value")]
     StatsLength {
         /// Number of means given.
         mean: usize,

@@ -15,12 +15,7 @@ use sq_select::explained_variance;
 
 /// Fixed-seed proptest configuration: reproducible, no regression files.
 pub fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        rng_seed: RngSeed::Fixed(0x5e1e_c7ed),
-        failure_persistence: None,
-        ..Config::default()
-    }
+    Config { cases, rng_seed: RngSeed::Fixed(0x5e1e_c7ed), failure_persistence: None, ..Config::default() }
 }
 
 /// `trace(C)`.
@@ -58,37 +53,22 @@ impl Planted {
         let mut place: Vec<usize> = (0..n).collect();
         place.shuffle(&mut rng);
         let mut data = vec![0.0f32; samples * n];
-        let base: Vec<Vec<f32>> = (0..rank)
-            .map(|_| {
-                (0..samples)
-                    .map(|_| rng.random_range(-12..=12) as f32 / 4.0)
-                    .collect()
-            })
-            .collect();
+        let base: Vec<Vec<f32>> =
+            (0..rank).map(|_| (0..samples).map(|_| rng.random_range(-12..=12) as f32 / 4.0).collect()).collect();
         for (c, column) in base.iter().enumerate() {
             for (s, &x) in column.iter().enumerate() {
                 data[s * n + place[c]] = x;
             }
         }
         for c in rank..rank + combinations {
-            let coefficients: Vec<f32> =
-                (0..rank).map(|_| rng.random_range(-2..=2) as f32).collect();
+            let coefficients: Vec<f32> = (0..rank).map(|_| rng.random_range(-2..=2) as f32).collect();
             let offset = rng.random_range(-8..=8) as f32 / 4.0;
             for s in 0..samples {
-                data[s * n + place[c]] = offset
-                    + base
-                        .iter()
-                        .zip(&coefficients)
-                        .map(|(column, a)| a * column[s])
-                        .sum::<f32>();
+                data[s * n + place[c]] =
+                    offset + base.iter().zip(&coefficients).map(|(column, a)| a * column[s]).sum::<f32>();
             }
         }
-        Planted {
-            n,
-            rank,
-            data,
-            dead: place[rank + combinations..].to_vec(),
-        }
+        Planted { n, rank, data, dead: place[rank + combinations..].to_vec() }
     }
 
     pub fn covariance(&self) -> Matrix {
@@ -123,10 +103,7 @@ pub fn residual_variance(c: &Matrix, set: &[usize], i: usize) -> f64 {
     }
     let c_si = c.select(set, &[i]).unwrap();
     let x = solve_spd(&c.select(set, set).unwrap(), &c_si).unwrap().x;
-    c[(i, i)]
-        - (0..set.len())
-            .map(|s| c_si[(s, 0)] * x[(s, 0)])
-            .sum::<f64>()
+    c[(i, i)] - (0..set.len()).map(|s| c_si[(s, 0)] * x[(s, 0)]).sum::<f64>()
 }
 
 /// Naive greedy forward selection of `k` units: at each step, the unit with
