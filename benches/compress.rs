@@ -1,6 +1,6 @@
 //! One full one-shot squeeze of the reference VGG-16-BN, end to end.
 //!
-//! `squeeze::compress` with the default settings (tau 0.99, eliminate,
+//! `sq_pipeline::compress` with the default settings (tau 0.99, eliminate,
 //! least-squares compensation, sequential mode) on the first 128 training
 //! images: preprocessing, one forward pass over the calibration set advanced
 //! layer by layer, Gram accumulation, eigenvalues, selection, solves and
@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use squeeze::compress::{compress, Settings};
+use sq_pipeline::{compress, Settings};
 
 /// Calibration images.
 const CALIBRATION: usize = 128;

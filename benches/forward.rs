@@ -17,7 +17,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use squeeze::compress::{compress, Settings};
+use sq_pipeline::{compress, Settings};
 
 /// Calibration images for the squeeze done in the setup.
 const CALIBRATION: usize = 256;

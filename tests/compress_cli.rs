@@ -9,8 +9,8 @@ use sq_models::checkpoint;
 use sq_models::dataset::{DatasetSpec, Split};
 use sq_models::eval::preprocess_for;
 use sq_models::synthetic::VggSpec;
-use sq_select::Budget;
-use squeeze::compress::{compress, Mode, Settings};
+use sq_pipeline::{compress, Mode, Settings, Widths};
+use sq_select::{Budget, Tau};
 
 fn path_str(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
@@ -225,7 +225,12 @@ fn tau_one_keeps_every_informative_unit_and_the_outputs() {
     model.metadata_mut().insert("normalize_std".into(), "0.353".into());
     let pre = preprocess_for(&model, &data, None).unwrap();
     for mode in [Mode::Sequential, Mode::OnePass] {
-        let settings = Settings { budget: Budget::Tau(1.0), mode, batch: 16, ..Settings::default() };
+        let settings = Settings {
+            widths: Widths::Uniform(Budget::Tau(Tau::new(1.0).unwrap())),
+            mode,
+            batch: 16,
+            ..Settings::default()
+        };
         let outcome = compress(&model, &data, &pre, &settings, |_, _| {}).unwrap();
         // The duplicated channel carries no information of its own and goes.
         assert_eq!(outcome.layers[0].k, 5, "{mode}");

@@ -1,15 +1,16 @@
 //! `squeeze analyze`: how much independent information each layer carries.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::json;
 use sq_capture::{capture, Stats};
-use squeeze::analysis::{analyze, tau_key, LayerReport};
-use squeeze::output::write_atomic;
+use sq_pipeline::{analyze, LayerReport};
+use sq_report::plot::{line_chart, Axes, Series};
+use sq_report::progress;
+use sq_select::Tau;
 
 use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
-use squeeze::progress;
 
 /// Flags of `squeeze analyze`.
 #[derive(clap::Args, Debug)]
@@ -22,7 +23,7 @@ pub struct Args {
     calibration: CalibrationArgs,
     /// Retained-variance targets to report k(tau) for.
     #[arg(long, value_delimiter = ',', default_value = "0.9,0.99,0.999")]
-    taus: Vec<f64>,
+    taus: Vec<Tau>,
     /// Write the numbers as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -40,9 +41,6 @@ pub struct Args {
 
 /// Runs `squeeze analyze`.
 pub fn run(args: Args) -> Result<()> {
-    for &tau in &args.taus {
-        anyhow::ensure!(tau > 0.0 && tau <= 1.0, "--taus: {tau} is not in (0, 1]");
-    }
     let stats = if args.stats.is_empty() { capture_stats(&args)? } else { merge_files(&args.stats)? };
     if let Some(path) = &args.save_stats {
         stats.save(path)?;
@@ -52,11 +50,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.json {
         let layers: Vec<_> = reports.iter().map(|r| json!(r)).collect();
         let doc = json!({ "model": args.model.model, "taus": args.taus, "layers": layers });
-        write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        sq_io::write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
     }
     if let Some(path) = &args.plot {
-        squeeze::plot::explained_variance(&reports, path)?;
+        plot_explained_variance(&reports, path)?;
     }
     Ok(())
 }
@@ -65,7 +62,7 @@ fn capture_stats(args: &Args) -> Result<Stats> {
     let model = args.model.load()?;
     let (_, data, pre) = args.calibration.load(&args.data, &model)?;
     let bar = progress::bar(data.len(), "capturing", "images");
-    let stats = capture(&model, &data, &pre, args.calibration.batch, |done| bar.set_position(done as u64))?;
+    let stats = capture(&model, pre.batches(&data, args.calibration.batch), |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     Ok(stats)
 }
@@ -82,20 +79,44 @@ fn merge_files(paths: &[PathBuf]) -> Result<Stats> {
     merged.context("no statistics files given")
 }
 
-fn print_table(reports: &[LayerReport], taus: &[f64]) {
+fn print_table(reports: &[LayerReport], taus: &[Tau]) {
     let mut header = format!("{:<14} {:>6} {:>10}", "producer", "n", "samples");
-    for &t in taus {
+    for t in taus {
         header += &format!(" {:>14}", format!("k({t})  k/n"));
     }
     header += &format!(" {:>9} {:>5}", "1st comp", "dead");
     println!("{header}");
     for r in reports {
         let mut line = format!("{:<14} {:>6} {:>10}", r.name, r.width, r.samples);
-        for &t in taus {
-            let k = r.k[&tau_key(t)];
+        for t in taus {
+            let k = r.k[&t.to_string()];
             line += &format!(" {:>14}", format!("{k:>5} {:>6.3}", k as f64 / r.width as f64));
         }
         line += &format!(" {:>8.1}% {:>5}", 100.0 * r.first_component_share, r.dead);
         println!("{line}");
     }
+}
+
+/// The cumulative explained-variance curves of all producers on one chart:
+/// x = fraction of the layer's units (principal components kept), y = share
+/// of the variance retained.
+fn plot_explained_variance(reports: &[LayerReport], path: &Path) -> Result<()> {
+    let series = reports
+        .iter()
+        .map(|r| {
+            let n = r.explained.len().max(1) as f64;
+            let mut points = vec![(0.0, 0.0)];
+            points.extend(r.explained.iter().enumerate().map(|(i, &y)| ((i + 1) as f64 / n, y)));
+            Series { label: format!("{} (n={})", r.name, r.width), points }
+        })
+        .collect::<Vec<_>>();
+    let y_min = reports.iter().filter_map(|r| r.explained.first().copied()).fold(1.0f64, f64::min).clamp(0.0, 0.9);
+    let axes = Axes {
+        title: "Cumulative explained variance per layer".into(),
+        x_label: "fraction of principal components (k / n)".into(),
+        y_label: "variance retained".into(),
+        x_range: (0.0, 1.0),
+        y_range: ((y_min * 10.0).floor() / 10.0, 1.0),
+    };
+    Ok(line_chart(&axes, &series, path)?)
 }

@@ -7,13 +7,12 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use sq_models::checkpoint::{save, StorageDtype};
 use sq_models::Model;
+use sq_pipeline::{compress, Mode, Outcome, Settings, Target, Widths};
+use sq_report::progress;
 use sq_rewrite::Compensation;
-use sq_select::{Budget, Strategy};
-use squeeze::compress::{compress, Mode, Outcome, Settings, Target};
-use squeeze::output::write_atomic;
+use sq_select::{Budget, Strategy, Tau};
 
 use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
-use squeeze::progress;
 
 /// Flags of `squeeze compress`.
 #[derive(clap::Args, Debug)]
@@ -25,8 +24,8 @@ pub struct Args {
     #[command(flatten)]
     calibration: CalibrationArgs,
     /// Retained-variance target: each producer keeps k(tau) units.
-    #[arg(long, default_value_t = 0.99)]
-    tau: f64,
+    #[arg(long, default_value = "0.99")]
+    tau: Tau,
     /// Which units to keep: eliminate, qr, l1 or random[:SEED].
     #[arg(long = "select", default_value = "eliminate")]
     strategy: Strategy,
@@ -57,13 +56,15 @@ pub struct Args {
 
 /// Runs `squeeze compress`.
 pub fn run(args: Args) -> Result<()> {
-    anyhow::ensure!(args.tau > 0.0 && args.tau <= 1.0, "--tau {} is not in (0, 1]", args.tau);
     refuse_to_overwrite(&args.model.model, &args.output)?;
     let model = args.model.load()?;
     let (spec, calib, pre) = args.calibration.load(&args.data, &model)?;
+    let widths = match &args.widths {
+        Some(path) => Widths::PerLayer(load_widths(path)?),
+        None => Widths::Uniform(Budget::Tau(args.tau)),
+    };
     let settings = Settings {
-        budget: Budget::Tau(args.tau),
-        widths: args.widths.as_deref().map(load_widths).transpose()?,
+        widths,
         strategy: args.strategy,
         compensation: args.compensation,
         mode: args.mode,
@@ -84,8 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     save(&squeezed, &args.output, dtype)?;
     let manifest_path = args.output.with_extension("json");
     let summary = summary(&model, &outcome, &settings, &format!("{spec}"), calib.len(), &args.output)?;
-    write_atomic(&manifest_path, serde_json::to_string_pretty(&summary)?.as_bytes())
-        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    sq_io::write_atomic(&manifest_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
 
     if args.json {
         println!("{summary}");

@@ -3,11 +3,11 @@
 use anyhow::Result;
 use serde_json::json;
 use sq_models::dataset::Split;
-use sq_models::eval::{evaluate, preprocess_for};
+use sq_models::eval::evaluate;
 use sq_models::Arch;
+use sq_report::progress;
 
 use super::model_args::{DataArgs, ModelArgs};
-use squeeze::progress;
 
 /// Flags of `squeeze eval`.
 #[derive(clap::Args, Debug)]
@@ -37,7 +37,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(limit) = args.limit {
         data.truncate(limit);
     }
-    let pre = preprocess_for(&model, &data, args.data.fallback_stats())?;
+    let pre = args.data.preprocess(&model, &data)?;
     let bar = progress::bar(data.len(), "evaluating", "images");
     let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();

@@ -1,4 +1,5 @@
-//! Flags shared by the subcommands that load a model and a dataset.
+//! Flags shared by the subcommands that load a model and a dataset, and the
+//! advice the command line adds to library errors.
 
 use std::path::PathBuf;
 
@@ -21,7 +22,7 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Loads the checkpoint.
     pub fn load(&self) -> Result<Model> {
-        Ok(sq_models::checkpoint::load(&self.model, self.arch.as_ref())?)
+        sq_models::checkpoint::load(&self.model, self.arch.as_ref()).map_err(with_advice)
     }
 }
 
@@ -47,9 +48,10 @@ impl DataArgs {
         Ok((spec, data))
     }
 
-    /// The normalisation given on the command line, if any.
-    pub fn fallback_stats(&self) -> Option<(Vec<f32>, Vec<f32>)> {
-        self.mean.clone().zip(self.std.clone())
+    /// The preprocessing `model` expects for `data`: from the checkpoint's
+    /// metadata, else from `--mean` / `--std`.
+    pub fn preprocess(&self, model: &Model, data: &Dataset) -> Result<Preprocess> {
+        preprocess_for(model, data, self.mean.clone().zip(self.std.clone())).map_err(with_advice)
     }
 }
 
@@ -69,7 +71,23 @@ impl CalibrationArgs {
     pub fn load(&self, data: &DataArgs, model: &Model) -> Result<(DatasetSpec, Dataset, Preprocess)> {
         let (spec, mut images) = data.load(Split::Train)?;
         images.truncate(self.calib);
-        let pre = preprocess_for(model, &images, data.fallback_stats())?;
+        let pre = data.preprocess(model, &images)?;
         Ok((spec, images, pre))
+    }
+}
+
+/// A model error, with the flag that fixes it when there is one: library
+/// errors say what is wrong, the command line says what to type.
+fn with_advice(err: sq_models::Error) -> anyhow::Error {
+    let advice = match &err {
+        sq_models::Error::NoNormalization => Some("pass --mean and --std"),
+        sq_models::Error::Layout { .. } => {
+            Some("if the checkpoint's layer numbering is not torchvision's, pass --arch (e.g. --arch vgg16_bn)")
+        }
+        _ => None,
+    };
+    match advice {
+        Some(advice) => anyhow::anyhow!("{err}\nhint: {advice}"),
+        None => err.into(),
     }
 }

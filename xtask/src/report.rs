@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
-use squeeze::plot::{line_chart, Axes, Series};
+use sq_report::plot::{line_chart, Axes, Series};
+use sq_select::Tau;
 
 /// The paper's VGG-16 figures, quoted for comparison (Ozen & Orailoglu 2020).
 pub const PAPER_PARAMS_RATIO: f64 = 4.9;
@@ -46,7 +47,7 @@ pub struct Original {
 #[derive(Clone, Serialize)]
 pub struct Row {
     /// Retained-variance target that set the widths.
-    pub tau: f64,
+    pub tau: Tau,
     /// Selection strategy.
     pub select: String,
     /// Compensation.

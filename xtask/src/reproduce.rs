@@ -14,11 +14,10 @@ use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::eval::{evaluate, preprocess_for};
 use sq_models::transform::fold_batchnorm;
 use sq_models::Model;
+use sq_pipeline::{compress, Mode, Outcome, Settings, Widths};
+use sq_report::progress;
 use sq_rewrite::Compensation;
-use sq_select::{Budget, Strategy};
-use squeeze::compress::{compress, Mode, Outcome, Settings};
-use squeeze::output::write_atomic;
-use squeeze::progress;
+use sq_select::{Budget, Strategy, Tau};
 
 use crate::latency::{interleaved, median, Pair};
 use crate::report::{Machine, Original, Results, Row};
@@ -40,7 +39,7 @@ pub struct Args {
     calib: Option<usize>,
     /// Retained-variance targets [default: 0.99,0.995,0.998,0.999; --quick 0.99,0.999].
     #[arg(long, value_delimiter = ',')]
-    taus: Option<Vec<f64>>,
+    taus: Option<Vec<Tau>>,
     /// Evaluate on only the first N test images [default: all; --quick 500].
     #[arg(long)]
     test_limit: Option<usize>,
@@ -68,13 +67,13 @@ const BASELINES: [(Strategy, Compensation); 3] =
 /// Runs the reproduction.
 pub fn run(args: Args) -> Result<()> {
     let calib_n = args.calib.unwrap_or(if args.quick { 256 } else { 2000 });
-    let taus =
-        args.taus
-            .clone()
-            .unwrap_or_else(|| if args.quick { vec![0.99, 0.999] } else { vec![0.99, 0.995, 0.998, 0.999] });
-    for &t in &taus {
-        anyhow::ensure!(t > 0.0 && t <= 1.0, "--taus: {t} is not in (0, 1]");
-    }
+    let taus = match &args.taus {
+        Some(taus) => taus.clone(),
+        None => {
+            let defaults: &[f64] = if args.quick { &[0.99, 0.999] } else { &[0.99, 0.995, 0.998, 0.999] };
+            defaults.iter().map(|&t| Tau::new(t)).collect::<Result<_, _>>()?
+        }
+    };
     let test_limit = args.test_limit.or(args.quick.then_some(500));
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 10 }).max(1);
 
@@ -103,7 +102,12 @@ pub fn run(args: Args) -> Result<()> {
     let mut original_latency: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for &tau in &taus {
         eprintln!("tau {tau}: eliminate+lstsq (the method)");
-        let method = squeeze(&original, &calib, &pre, Settings { budget: Budget::Tau(tau), ..Settings::default() })?;
+        let method = squeeze(
+            &original,
+            &calib,
+            &pre,
+            Settings { widths: Widths::Uniform(Budget::Tau(tau)), ..Settings::default() },
+        )?;
         // All rows of one tau share these widths, hence these shapes and this latency.
         let folded = fold_batchnorm(&method.model)?;
         let mut pairs = Vec::new();
@@ -116,7 +120,8 @@ pub fn run(args: Args) -> Result<()> {
         let mut outcomes = vec![(Strategy::Eliminate, Compensation::Lstsq, method)];
         for (strategy, compensation) in BASELINES {
             eprintln!("tau {tau}: {strategy}+{compensation} at the method's widths");
-            let settings = Settings { widths: Some(widths.clone()), strategy, compensation, ..Settings::default() };
+            let settings =
+                Settings { widths: Widths::PerLayer(widths.clone()), strategy, compensation, ..Settings::default() };
             outcomes.push((strategy, compensation, squeeze(&original, &calib, &pre, settings)?));
         }
         let mut paths = Vec::new();
@@ -203,7 +208,7 @@ fn timing_input(model: &Model, test: &Dataset, pre: &Preprocess, n: usize) -> Re
 fn row(
     original: &Model,
     original_top1: f64,
-    tau: f64,
+    tau: Tau,
     strategy: Strategy,
     compensation: Compensation,
     outcome: &Outcome,
@@ -242,7 +247,7 @@ fn file_size(path: &Path) -> u64 {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
+    Ok(sq_io::write_atomic(path, bytes)?)
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {

@@ -1,11 +1,10 @@
-//! Turning tapped tensors into moments, for one tensor or a whole dataset.
+//! Turning tapped tensors into moments, for one tensor or a whole pass over a model.
 
 use candle_core::Tensor;
 use sq_linalg::Moments;
-use sq_models::dataset::{Dataset, Preprocess};
 use sq_models::Model;
 
-use crate::error::{CaptureError, Result};
+use crate::error::{Error, Result};
 use crate::stats::{LayerStats, Stats};
 
 /// Adds the units of one tapped batch to `moments`: an `N x C x H x W`
@@ -15,11 +14,7 @@ pub fn accumulate(moments: &mut Moments, x: &Tensor) -> Result<()> {
     let rows = match x.dims() {
         [n, _, h, w] => n * h * w,
         [n, _] => *n,
-        dims => {
-            return Err(
-                candle_core::Error::Msg(format!("cannot take unit statistics of a tensor of shape {dims:?}")).into()
-            )
-        }
+        dims => return Err(Error::Rank(dims.to_vec())),
     };
     let samples = if x.rank() == 4 { x.permute((0, 2, 3, 1))? } else { x.clone() };
     let data = samples.flatten_all()?.to_vec1::<f32>()?;
@@ -27,30 +22,32 @@ pub fn accumulate(moments: &mut Moments, x: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// Captures the statistics of every link of `model` over all of `data`, one
-/// forward pass per batch of `batch` images, through the runner's hook.
-/// `progress` is called with the number of images done after every batch.
-pub fn capture(
+/// Captures the statistics of every link of `model` on the original model,
+/// one forward pass per batch of preprocessed images, through the runner's
+/// hook. `progress` is called with the number of images done after every
+/// batch.
+pub fn capture<E>(
     model: &Model,
-    data: &Dataset,
-    pre: &Preprocess,
-    batch: usize,
+    batches: impl IntoIterator<Item = Result<Tensor, E>>,
     mut progress: impl FnMut(usize),
-) -> Result<Stats> {
+) -> Result<Stats>
+where
+    Error: From<E>,
+{
     let links = model.links();
     let mut layers: Vec<LayerStats> =
         links.iter().map(|l| LayerStats::new(model.name(l.producer), l.shape.units(), l.shape.positions())).collect();
-    let batch = batch.max(1);
-    for lo in (0..data.len()).step_by(batch) {
-        let hi = (lo + batch).min(data.len());
-        let x = pre.batch(data, lo..hi).map_err(sq_models::ModelError::from)?;
+    let mut done = 0;
+    for x in batches {
+        let x = x?;
         model.forward_with(&x, |i, input| {
             for (stats, _) in layers.iter_mut().zip(&links).filter(|(_, l)| l.tap == i) {
                 accumulate(&mut stats.moments, input)?;
             }
-            Ok::<_, CaptureError>(())
+            Ok::<_, Error>(())
         })?;
-        progress(hi);
+        done += x.dims()[0];
+        progress(done);
     }
     Ok(Stats::new(layers))
 }

@@ -4,20 +4,37 @@ use std::path::PathBuf;
 
 /// What can go wrong while capturing, merging, saving or loading statistics.
 #[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
+pub enum Error {
     /// Running the model failed.
     #[error(transparent)]
-    Model(#[from] sq_models::ModelError),
+    Model(#[from] sq_models::Error),
+    /// Preprocessing a batch of images failed.
+    #[error(transparent)]
+    Preprocess(#[from] sq_models::dataset::PreprocessError),
     /// A statistics computation failed (non-finite activations, mismatched sizes).
     #[error(transparent)]
     Linalg(#[from] sq_linalg::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// A tensor is neither `N x C x H x W` nor `N x F`, so it has no units.
+    #[error("cannot take unit statistics of a tensor of shape {0:?}")]
+    Rank(Vec<usize>),
+    /// A frontier was given no calibration batches.
+    #[error("no calibration batches to capture")]
+    Empty,
+    /// A frontier was asked to run backwards.
+    #[error("cannot advance activations at the input of layer {at} back to layer {to}")]
+    Backwards {
+        /// Layer whose input the activations are.
+        at: usize,
+        /// The requested layer.
+        to: usize,
+    },
     /// Two sets of statistics do not describe the same layers.
     #[error("cannot merge statistics: {0}")]
     Mismatch(String),
-    /// A statistics file could not be read or written.
+    /// A statistics file could not be read.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -25,6 +42,9 @@ pub enum CaptureError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A statistics file could not be written.
+    #[error(transparent)]
+    Write(#[from] sq_io::Error),
     /// A statistics file is malformed.
     #[error("{path}: not a squeeze statistics file: {message}")]
     Format {
@@ -36,4 +56,4 @@ pub enum CaptureError {
 }
 
 /// Result alias for this crate.
-pub type Result<T, E = CaptureError> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;

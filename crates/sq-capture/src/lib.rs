@@ -15,13 +15,41 @@
 //!   ([`Stats::merge`]) and save to safetensors ([`Stats::save`]), so a
 //!   capture can be split across processes or machines.
 //! * **One forward pass per batch** captures every producer at once, through
-//!   the runner's hook ([`sq_models::Model::forward_with`]).
+//!   the runner's hook ([`sq_models::Model::forward_with`]): [`capture`].
+//! * **Sequential capture** keeps the calibration set's activations at the
+//!   current cut in memory ([`Frontier`]) and advances them through the
+//!   squeezed model, so squeezing a whole network costs one forward pass.
+//!
+//! ```
+//! use sq_capture::capture;
+//! use sq_models::dataset::{Dataset, Preprocess};
+//! use sq_models::synthetic::VggSpec;
+//!
+//! let model = VggSpec::uniform("vgg11_bn".parse()?, 8, 1, 32, 16).build(0)?;
+//! let pixels: Vec<u8> = (0..12 * 28 * 28).map(|i| (i * 13 % 256) as u8).collect();
+//! let data = Dataset::new("random", (1, 28, 28), pixels, vec![0; 12])?;
+//! let pre = Preprocess::new(vec![0.5], vec![0.25], (28, 28), (32, 32))?;
+//!
+//! // Statistics of every producer in one pass; two shards merge into the whole.
+//! let mut first = data.clone();
+//! first.truncate(5);
+//! let whole = capture(&model, pre.batches(&data, 4), |_| {})?;
+//! let mut merged = capture(&model, pre.batches(&first, 4), |_| {})?;
+//! let rest = Dataset::new("rest", (1, 28, 28), data.images()[5 * 784..].to_vec(), vec![0; 7])?;
+//! merged.merge(&capture(&model, pre.batches(&rest, 4), |_| {})?)?;
+//! let conv0 = (whole.get("features.0").unwrap(), merged.get("features.0").unwrap());
+//! assert_eq!(conv0.0.moments.count(), 12 * 16 * 16); // images x positions after the first pool
+//! assert_eq!(conv0.0.moments.count(), conv0.1.moments.count());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
 mod accumulate;
 mod error;
+mod frontier;
 mod stats;
 
 pub use accumulate::{accumulate, capture};
-pub use error::{CaptureError, Result};
+pub use error::{Error, Result};
+pub use frontier::Frontier;
 pub use stats::{LayerStats, Stats};

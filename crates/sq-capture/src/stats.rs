@@ -7,7 +7,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use sq_linalg::{Matrix, Moments};
 
-use crate::error::{CaptureError, Result};
+use crate::error::{Error, Result};
 
 /// Format tag written into the metadata of statistics files.
 const FORMAT: &str = "squeeze-stats/1";
@@ -52,6 +52,11 @@ impl Stats {
         &self.layers
     }
 
+    /// Consumes the statistics, returning the layers in network order.
+    pub fn into_layers(self) -> Vec<LayerStats> {
+        self.layers
+    }
+
     /// The statistics of the producer called `name`.
     pub fn get(&self, name: &str) -> Option<&LayerStats> {
         self.layers.iter().find(|l| l.name == name)
@@ -62,11 +67,11 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) -> Result<()> {
         let names = |s: &Stats| s.layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
         if names(self) != names(other) {
-            return Err(CaptureError::Mismatch(format!("layers {:?} vs {:?}", names(self), names(other))));
+            return Err(Error::Mismatch(format!("layers {:?} vs {:?}", names(self), names(other))));
         }
         for (a, b) in self.layers.iter_mut().zip(&other.layers) {
             if a.positions_per_image != b.positions_per_image || a.moments.dim() != b.moments.dim() {
-                return Err(CaptureError::Mismatch(format!(
+                return Err(Error::Mismatch(format!(
                     "{}: {} units x {} positions vs {} x {}",
                     a.name,
                     a.moments.dim(),
@@ -93,8 +98,7 @@ impl Stats {
             let positions = l.positions_per_image as u64;
             owned.push((format!("{}.positions", l.name), Dtype::U64, vec![1], positions.to_le_bytes().to_vec()));
         }
-        let format_err =
-            |e: safetensors::SafeTensorError| CaptureError::Format { path: path.into(), message: e.to_string() };
+        let format_err = |e: safetensors::SafeTensorError| Error::Format { path: path.into(), message: e.to_string() };
         let views = owned
             .iter()
             .map(|(name, dtype, shape, data)| {
@@ -103,18 +107,14 @@ impl Stats {
             .collect::<Result<Vec<_>>>()?;
         let order = self.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(",");
         let metadata = HashMap::from([("format".to_string(), FORMAT.to_string()), ("layers".to_string(), order)]);
-        let tmp = sq_models::checkpoint::temp_path(path);
-        safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format_err(e)
-        })?;
-        std::fs::rename(&tmp, path).map_err(|source| CaptureError::Io { path: path.into(), source })
+        let bytes = safetensors::serialize(views, Some(metadata)).map_err(format_err)?;
+        Ok(sq_io::write_atomic(path, &bytes)?)
     }
 
     /// Reads statistics written by [`Stats::save`].
     pub fn load(path: &Path) -> Result<Stats> {
-        let bytes = std::fs::read(path).map_err(|source| CaptureError::Io { path: path.into(), source })?;
-        let bad = |message: String| CaptureError::Format { path: path.into(), message };
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let bad = |message: String| Error::Format { path: path.into(), message };
         let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use proptest::prelude::*;
-use sq_capture::{accumulate, capture, Stats};
+use sq_capture::{accumulate, capture, Frontier, Stats};
 use sq_linalg::Moments;
 use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::synthetic::VggSpec;
@@ -13,8 +13,8 @@ use sq_models::Model;
 
 /// Naive moments: loop over samples, unit vector per (image, position).
 fn naive(x: &Tensor) -> (u64, Vec<f64>, Vec<f64>) {
-    let (samples, n): (Vec<Vec<f64>>, usize) = match x.dims() {
-        &[b, c, h, w] => {
+    let (samples, n): (Vec<Vec<f64>>, usize) = match *x.dims() {
+        [b, c, h, w] => {
             let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let mut out = Vec::new();
             for i in 0..b {
@@ -24,7 +24,7 @@ fn naive(x: &Tensor) -> (u64, Vec<f64>, Vec<f64>) {
             }
             (out, c)
         }
-        &[b, f] => {
+        [b, f] => {
             let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             ((0..b).map(|i| v[i * f..(i + 1) * f].iter().map(|&a| a as f64).collect()).collect(), f)
         }
@@ -102,7 +102,7 @@ fn setup(n: usize) -> (tempfile::TempDir, Model, Dataset, Preprocess) {
 #[test]
 fn capture_records_what_each_consumer_reads() {
     let (_dir, model, data, pre) = setup(10);
-    let stats = capture(&model, &data, &pre, 4, |_| {}).unwrap();
+    let stats = capture(&model, pre.batches(&data, 4), |_| {}).unwrap();
     let links = model.links();
     assert_eq!(stats.layers().len(), links.len());
     let x = pre.batch(&data, 0..data.len()).unwrap();
@@ -120,13 +120,13 @@ fn capture_records_what_each_consumer_reads() {
 #[test]
 fn shards_merge_into_the_whole() {
     let (_dir, model, data, pre) = setup(12);
-    let whole = capture(&model, &data, &pre, 5, |_| {}).unwrap();
+    let whole = capture(&model, pre.batches(&data, 5), |_| {}).unwrap();
     let mut first = data.clone();
     first.truncate(7);
     let dir = tempfile::tempdir().unwrap();
     let second = dataset_from(dir.path(), &data.images()[7 * 784..], &data.labels()[7..]);
-    let mut merged = capture(&model, &first, &pre, 3, |_| {}).unwrap();
-    merged.merge(&capture(&model, &second, &pre, 2, |_| {}).unwrap()).unwrap();
+    let mut merged = capture(&model, pre.batches(&first, 3), |_| {}).unwrap();
+    merged.merge(&capture(&model, pre.batches(&second, 2), |_| {}).unwrap()).unwrap();
     for (a, b) in merged.layers().iter().zip(whole.layers()) {
         assert_eq!(a.moments.count(), b.moments.count());
         let (ga, gb) = (a.moments.gram(), b.moments.gram());
@@ -138,7 +138,7 @@ fn shards_merge_into_the_whole() {
 #[test]
 fn statistics_files_round_trip_and_reject_garbage() {
     let (dir, model, data, pre) = setup(3);
-    let stats = capture(&model, &data, &pre, 3, |_| {}).unwrap();
+    let stats = capture(&model, pre.batches(&data, 3), |_| {}).unwrap();
     let path = dir.path().join("stats.safetensors");
     stats.save(&path).unwrap();
     assert_eq!(Stats::load(&path).unwrap(), stats);
@@ -155,8 +155,42 @@ fn statistics_files_round_trip_and_reject_garbage() {
 #[test]
 fn merging_statistics_of_different_models_is_refused() {
     let (_dir, model, data, pre) = setup(2);
-    let mut a = capture(&model, &data, &pre, 2, |_| {}).unwrap();
+    let mut a = capture(&model, pre.batches(&data, 2), |_| {}).unwrap();
     let other = VggSpec::uniform("vgg11_bn".parse().unwrap(), 5, 1, 64, 12).build(9).unwrap();
-    let b = capture(&other, &data, &pre, 2, |_| {}).unwrap();
+    let b = capture(&other, pre.batches(&data, 2), |_| {}).unwrap();
     assert!(a.merge(&b).is_err());
+}
+
+/// The frontier advanced to every tap gives the same moments as a capture on
+/// the same model, and narrowing it keeps exactly the chosen units.
+#[test]
+fn frontier_follows_the_model_and_keeps_units() {
+    let (_dir, model, data, pre) = setup(9);
+    let stats = capture(&model, pre.batches(&data, 4), |_| {}).unwrap();
+    let batches = pre.batches(&data, 4).collect::<Result<Vec<_>, _>>().unwrap();
+    let mut frontier = Frontier::new(batches).unwrap();
+    for (link, layer) in model.links().iter().zip(stats.layers()) {
+        frontier.advance(&model, link.tap).unwrap();
+        assert_eq!(frontier.at(), link.tap);
+        assert_eq!(frontier.moments().unwrap(), layer.moments, "{}", layer.name);
+    }
+    assert!(matches!(frontier.advance(&model, 0), Err(sq_capture::Error::Backwards { .. })));
+
+    // Keeping units 1 and 3 of the first tap keeps their block of the moments.
+    let mut frontier = Frontier::new(pre.batches(&data, 4).collect::<Result<Vec<_>, _>>().unwrap()).unwrap();
+    let link = &model.links()[0];
+    frontier.advance(&model, link.tap).unwrap();
+    let full = frontier.moments().unwrap();
+    frontier.keep_units(&[1, 3]).unwrap();
+    let kept = frontier.moments().unwrap();
+    assert_eq!(kept.count(), full.count());
+    assert_eq!(kept.sum(), [full.sum()[1], full.sum()[3]]);
+    assert_eq!(kept.gram().select(&[0, 1], &[0, 1]).unwrap(), full.gram().select(&[1, 3], &[1, 3]).unwrap());
+
+    // Joint moments with itself: both diagonal blocks equal the moments.
+    let joint = frontier.joint_moments(&frontier).unwrap();
+    assert_eq!(joint.dim(), 4);
+    assert_eq!(joint.gram().select(&[2, 3], &[2, 3]).unwrap(), kept.gram());
+    assert_eq!(joint.gram().select(&[0, 1], &[2, 3]).unwrap(), kept.gram());
+    assert!(matches!(Frontier::new(Vec::new()), Err(sq_capture::Error::Empty)));
 }

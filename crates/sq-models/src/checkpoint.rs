@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::error::{ModelError, Result};
+use crate::error::{Error, Result};
 use crate::layer::{conv2d, BatchNorm2d, Layer, Linear};
 use crate::model::{ActShape, Model};
 use crate::vgg::Arch;
@@ -35,14 +35,13 @@ pub enum StorageDtype {
 /// Loads a VGG checkpoint. `arch` overrides the pool placement that is
 /// otherwise read from the gaps in torchvision's layer numbering.
 pub fn load(path: &Path, arch: Option<&Arch>) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
     load_bytes(&bytes, path, arch)
 }
 
 /// Like [`load`] for a checkpoint already in memory; `path` is only used in errors.
 pub fn load_bytes(bytes: &[u8], path: &Path, arch: Option<&Arch>) -> Result<Model> {
-    let st_err =
-        |e: safetensors::SafeTensorError| ModelError::Safetensors { path: path.into(), message: e.to_string() };
+    let st_err = |e: safetensors::SafeTensorError| Error::Safetensors { path: path.into(), message: e.to_string() };
     let file = SafeTensors::deserialize(bytes).map_err(st_err)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
     let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
@@ -54,8 +53,8 @@ pub fn load_bytes(bytes: &[u8], path: &Path, arch: Option<&Arch>) -> Result<Mode
     groups.into_model(arch, metadata)
 }
 
-/// Writes `model` to `path` atomically (a temporary file in the same
-/// directory, then a rename), so a crash never leaves a half-written file.
+/// Writes `model` to `path` atomically ([`sq_io::write_atomic`]), so a
+/// crash never leaves a half-written file.
 pub fn save(model: &Model, path: &Path, dtype: StorageDtype) -> Result<()> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (i, layer) in model.layers().iter().enumerate() {
@@ -71,29 +70,16 @@ pub fn save(model: &Model, path: &Path, dtype: StorageDtype) -> Result<()> {
         .iter()
         .map(|(name, shape, data)| {
             let view = safetensors::tensor::TensorView::new(st_dtype, shape.clone(), data)
-                .map_err(|e| ModelError::Safetensors { path: path.into(), message: e.to_string() })?;
+                .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;
             Ok((name.clone(), view))
         })
         .collect::<Result<Vec<_>>>()?;
     let mut metadata: HashMap<String, String> = model.metadata().clone().into_iter().collect();
     metadata.insert("arch".into(), Arch::of(model).name());
 
-    let tmp = temp_path(path);
-    let io_err = |source| ModelError::Io { path: path.into(), source };
-    safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ModelError::Safetensors { path: path.into(), message: e.to_string() }
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_err(e)
-    })
-}
-
-/// A sibling path for atomic writes: `dir/.name.tmp-PID`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;
+    Ok(sq_io::write_atomic(path, &bytes)?)
 }
 
 fn tensor_bytes(tensor: &Tensor, dtype: StorageDtype) -> Result<Vec<u8>> {
@@ -120,7 +106,7 @@ struct Groups {
 
 impl Groups {
     fn insert(&mut self, key: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<()> {
-        let unexpected = || ModelError::Layout {
+        let unexpected = || Error::Layout {
             path: self.path.clone(),
             message: format!("unexpected tensor `{key}`: a VGG checkpoint holds only features.N.* and classifier.N.*"),
         };
@@ -137,7 +123,7 @@ impl Groups {
             Dtype::F16 => DType::F16,
             Dtype::BF16 => DType::BF16,
             other => {
-                return Err(ModelError::UnsupportedDtype {
+                return Err(Error::UnsupportedDtype {
                     path: self.path.clone(),
                     key: key.into(),
                     dtype: format!("{other:?}"),
@@ -156,11 +142,10 @@ impl Groups {
 
     fn get(&self, params: &Params, key: &str, suffix: &str, rank: usize) -> Result<Tensor> {
         let full = format!("{key}.{suffix}");
-        let t = params
-            .get(suffix)
-            .ok_or_else(|| ModelError::MissingTensor { path: self.path.clone(), key: full.clone() })?;
+        let t =
+            params.get(suffix).ok_or_else(|| Error::MissingTensor { path: self.path.clone(), key: full.clone() })?;
         if t.rank() != rank {
-            return Err(ModelError::TensorShape {
+            return Err(Error::TensorShape {
                 path: self.path.clone(),
                 key: full,
                 expected: format!("a {rank}-D tensor"),
@@ -170,8 +155,8 @@ impl Groups {
         Ok(t.clone())
     }
 
-    fn layout_err(&self, message: String) -> ModelError {
-        ModelError::Layout { path: self.path.clone(), message }
+    fn layout_err(&self, message: String) -> Error {
+        Error::Layout { path: self.path.clone(), message }
     }
 
     /// Reads the conv and BatchNorm layers of `features`, in index order,
@@ -230,7 +215,7 @@ impl Groups {
                 2 => pools.push(true),
                 gap => {
                     return Err(self.layout_err(format!(
-                        "{gap} parameter-free layers between features.{} and features.{}; torchvision's VGG has 1 (ReLU) or 2 (ReLU, max-pool); pass --arch if the numbering is not torchvision's",
+                        "{gap} parameter-free layers between features.{} and features.{}; torchvision's VGG has 1 (ReLU) or 2 (ReLU, max-pool)",
                         pair[0].end, pair[1].start
                     )))
                 }
@@ -318,7 +303,7 @@ impl Groups {
             let bias = params.get("bias").cloned();
             if let Some(b) = &bias {
                 if b.dims() != [weight.dims()[0]] {
-                    return Err(ModelError::TensorShape {
+                    return Err(Error::TensorShape {
                         path: self.path.clone(),
                         key: format!("{key}.bias"),
                         expected: format!("[{}]", weight.dims()[0]),

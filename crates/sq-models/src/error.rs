@@ -7,8 +7,8 @@ use std::path::PathBuf;
 /// File-related variants carry the path so that a user with several
 /// checkpoints knows which one is broken.
 #[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    /// The file could not be read or written.
+pub enum Error {
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
         /// The file involved.
@@ -79,6 +79,13 @@ pub enum ModelError {
         /// The shape given.
         found: Vec<usize>,
     },
+    /// A checkpoint could not be written.
+    #[error(transparent)]
+    Write(#[from] sq_io::Error),
+    /// The model does not record how its inputs are normalised
+    /// (`normalize_mean` / `normalize_std` metadata), and none was supplied.
+    #[error("the checkpoint's metadata has no normalize_mean/normalize_std")]
+    NoNormalization,
     /// The dataset's images cannot be preprocessed for this model.
     #[error(transparent)]
     Preprocess(#[from] crate::dataset::PreprocessError),
@@ -88,4 +95,4 @@ pub enum ModelError {
 }
 
 /// Result alias for this crate.
-pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;

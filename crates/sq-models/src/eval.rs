@@ -7,7 +7,7 @@ use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::dataset::{Dataset, Preprocess};
-use crate::error::{ModelError, Result};
+use crate::error::{Error, Result};
 use crate::model::{ActShape, Model};
 
 /// The outcome of running a model over a dataset.
@@ -38,25 +38,20 @@ impl Evaluation {
 
 /// The preprocessing `model` expects for `data`: normalisation from the
 /// checkpoint's metadata (`normalize_mean`, `normalize_std`) when present,
-/// else `fallback` (command-line flags); padding from the image size and the
+/// else `fallback` (for example given by the user); padding from the image size and the
 /// model's input size.
 pub fn preprocess_for(model: &Model, data: &Dataset, fallback: Option<(Vec<f32>, Vec<f32>)>) -> Result<Preprocess> {
     let meta: HashMap<String, String> = model.metadata().clone().into_iter().collect();
     let (mean, std) = match Preprocess::from_metadata(&meta)?.or(fallback) {
         Some(stats) => stats,
-        None => {
-            return Err(ModelError::Invalid {
-                layer: "input".into(),
-                message: "the checkpoint's metadata has no normalize_mean/normalize_std; pass --mean and --std".into(),
-            })
-        }
+        None => return Err(Error::NoNormalization),
     };
     let (c, h, w) = data.image_shape();
     let ActShape::Map { c: mc, h: mh, w: mw } = model.input_shape() else {
-        return Err(ModelError::Input { expected: model.input_shape().to_string(), found: vec![c, h, w] });
+        return Err(Error::Input { expected: model.input_shape().to_string(), found: vec![c, h, w] });
     };
     if mc != c {
-        return Err(ModelError::Input {
+        return Err(Error::Input {
             expected: format!("{mc} channels ({})", model.input_shape()),
             found: vec![c, h, w],
         });
@@ -81,13 +76,13 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     let start = Instant::now();
     let mut correct = 0;
-    let batch = batch.max(1);
-    for lo in (0..data.len()).step_by(batch) {
-        let hi = (lo + batch).min(data.len());
-        let x = pre.batch(data, lo..hi)?;
-        let predictions = predict(model, &x)?;
-        correct += predictions.iter().zip(&data.labels()[lo..hi]).filter(|(p, l)| **p == u32::from(**l)).count();
-        progress(hi);
+    let mut done = 0;
+    for x in pre.batches(data, batch) {
+        let predictions = predict(model, &x?)?;
+        let labels = &data.labels()[done..done + predictions.len()];
+        correct += predictions.iter().zip(labels).filter(|(p, l)| **p == u32::from(**l)).count();
+        done += predictions.len();
+        progress(done);
     }
     Ok(Evaluation { images: data.len(), correct, seconds: start.elapsed().as_secs_f64() })
 }

@@ -9,7 +9,7 @@
 use candle_core::{Module, Tensor};
 pub use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
-use crate::error::{ModelError, Result};
+use crate::error::{Error, Result};
 
 /// BatchNorm2d in inference mode: `y = (x - mean) / sqrt(var + eps) * gamma + beta`.
 #[derive(Clone, Debug)]
@@ -167,6 +167,22 @@ impl Layer {
         }
     }
 
+    /// The L1 norm of each output unit's weights (a conv filter or a row of
+    /// a linear layer): the magnitude score of L1 filter pruning (Li et al.
+    /// 2017). `None` for layers without output units of their own.
+    pub fn unit_l1_norms(&self) -> Option<candle_core::Result<Vec<f64>>> {
+        let weight = match self {
+            Layer::Conv2d(conv) => conv.weight(),
+            Layer::Linear(linear) => linear.weight(),
+            _ => return None,
+        };
+        let norms = || {
+            let out = weight.dims()[0];
+            Ok(weight.abs()?.reshape((out, ()))?.sum(1)?.to_vec1::<f32>()?.into_iter().map(f64::from).collect())
+        };
+        Some(norms())
+    }
+
     /// Number of learnable parameters (running statistics of BatchNorm count
     /// as parameters too: they are stored and shipped with the model).
     pub fn param_count(&self) -> usize {
@@ -186,14 +202,14 @@ fn with_bias<'a>(weight: &'a Tensor, bias: Option<&'a Tensor>) -> Vec<(&'static 
 pub fn conv2d(weight: Tensor, bias: Option<Tensor>, padding: usize) -> Result<Conv2d> {
     let (out_c, _, kh, kw) = weight.dims4()?;
     if kh != kw {
-        return Err(ModelError::Invalid {
+        return Err(Error::Invalid {
             layer: "conv2d".into(),
             message: format!("non-square kernel {kh}x{kw} is not supported"),
         });
     }
     if let Some(b) = &bias {
         if b.dims1()? != out_c {
-            return Err(ModelError::Invalid {
+            return Err(Error::Invalid {
                 layer: "conv2d".into(),
                 message: format!("bias has {} entries for {out_c} output channels", b.dims1()?),
             });

@@ -15,6 +15,30 @@
 //!
 //! Model *surgery* (removing units) lives in `sq-rewrite`; this crate only
 //! describes and runs models.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use sq_models::checkpoint::{load, save, StorageDtype};
+//! use sq_models::synthetic::VggSpec;
+//!
+//! // A random VGG-11 with BatchNorm: 8 channels per conv, 1x32x32 inputs.
+//! let model = VggSpec::uniform("vgg11_bn".parse()?, 8, 1, 32, 16).build(0)?;
+//! assert_eq!(model.name(0), "features.0");
+//! // Every conv and the hidden linear layer are producers.
+//! assert_eq!(model.links().len(), 8 + 1);
+//!
+//! let x = Tensor::randn(0f32, 1.0, (2, 1, 32, 32), &Device::Cpu)?;
+//! let logits = model.forward(&x)?;
+//! assert_eq!(logits.dims(), [2, 10]);
+//!
+//! // A torchvision-named safetensors round trip.
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("vgg11_bn.safetensors");
+//! save(&model, &path, StorageDtype::F32)?;
+//! let again = load(&path, None)?;
+//! assert_eq!(again.forward(&x)?.to_vec2::<f32>()?, logits.to_vec2::<f32>()?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
 pub mod checkpoint;
@@ -29,7 +53,7 @@ pub mod transform;
 mod vgg;
 
 pub use cost::LayerCost;
-pub use error::{ModelError, Result};
+pub use error::{Error, Result};
 pub use layer::{conv2d, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear};
 pub use model::{ActShape, Link, Model};
 pub use vgg::Arch;

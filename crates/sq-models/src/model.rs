@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use candle_core::Tensor;
 
-use crate::error::{ModelError, Result};
+use crate::error::{Error, Result};
 use crate::layer::Layer;
 
 /// Shape of one image's activation between two layers.
@@ -114,7 +114,7 @@ impl Model {
         shapes.push(input);
         for (i, layer) in layers.iter().enumerate() {
             let next = output_shape(layer, shapes[i])
-                .map_err(|message| ModelError::Invalid { layer: layer_name(&layers, i), message })?;
+                .map_err(|message| Error::Invalid { layer: layer_name(&layers, i), message })?;
             shapes.push(next);
         }
         Ok(Self { input, layers, shapes, metadata })
@@ -185,14 +185,14 @@ impl Model {
     /// captured: candle has no forward hooks, so the runner offers one.
     pub fn forward_with<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
     where
-        E: From<ModelError>,
+        E: From<Error>,
         F: FnMut(usize, &Tensor) -> std::result::Result<(), E>,
     {
         self.check_input(x)?;
         let mut x = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             hook(i, &x)?;
-            x = layer.forward(&x).map_err(ModelError::from)?;
+            x = layer.forward(&x).map_err(Error::from)?;
         }
         Ok(x)
     }
@@ -216,7 +216,7 @@ impl Model {
         if ok {
             Ok(())
         } else {
-            Err(ModelError::Input { expected: format!("N x {}", self.input), found: x.dims().to_vec() })
+            Err(Error::Input { expected: format!("N x {}", self.input), found: x.dims().to_vec() })
         }
     }
 }

@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use sq_models::checkpoint::{load, save, StorageDtype};
 use sq_models::synthetic::VggSpec;
 use sq_models::transform::fold_batchnorm;
-use sq_models::{Arch, Layer, Model, ModelError};
+use sq_models::{Arch, Layer, Model};
 
 fn arch(name: &str) -> Arch {
     name.parse().unwrap()
@@ -90,7 +90,7 @@ fn detects_every_vgg_family_with_and_without_batchnorm() {
         // An explicit --arch gives the same model; a wrong one is refused.
         assert_eq!(tensors_of(&load(&path, Some(&arch(name))).unwrap()), tensors_of(&loaded));
         let wrong = if name.starts_with("vgg16") { "vgg19" } else { "vgg16" };
-        assert!(matches!(load(&path, Some(&arch(wrong))), Err(ModelError::Layout { .. })));
+        assert!(matches!(load(&path, Some(&arch(wrong))), Err(sq_models::Error::Layout { .. })));
     }
 }
 
@@ -157,7 +157,7 @@ fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn error_for(bytes: Option<&[u8]>) -> (String, ModelError) {
+fn error_for(bytes: Option<&[u8]>) -> (String, sq_models::Error) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.safetensors");
     if let Some(b) = bytes {
@@ -197,14 +197,14 @@ fn edited(edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) -> Vec<u8
 #[test]
 fn missing_file_is_an_io_error() {
     let (msg, err) = error_for(None);
-    assert!(matches!(err, ModelError::Io { .. }), "{msg}");
+    assert!(matches!(err, sq_models::Error::Io { .. }), "{msg}");
 }
 
 #[test]
 fn truncated_file_is_rejected() {
     let bytes = valid_bytes();
     let (msg, err) = error_for(Some(&bytes[..bytes.len() - 100]));
-    assert!(matches!(err, ModelError::Safetensors { .. }), "{msg}");
+    assert!(matches!(err, sq_models::Error::Safetensors { .. }), "{msg}");
 }
 
 #[test]
@@ -212,16 +212,16 @@ fn corrupt_header_is_rejected() {
     let mut bytes = valid_bytes();
     bytes[10] = b'#';
     let (msg, err) = error_for(Some(&bytes));
-    assert!(matches!(err, ModelError::Safetensors { .. }), "{msg}");
+    assert!(matches!(err, sq_models::Error::Safetensors { .. }), "{msg}");
     let (msg, err) = error_for(Some(b"hello"));
-    assert!(matches!(err, ModelError::Safetensors { .. }), "{msg}");
+    assert!(matches!(err, sq_models::Error::Safetensors { .. }), "{msg}");
 }
 
 #[test]
 fn missing_key_is_named() {
     let bytes = edited(|t| t.retain(|(k, _, _)| k != "features.1.running_var"));
     let (msg, err) = error_for(Some(&bytes));
-    assert!(matches!(err, ModelError::MissingTensor { ref key, .. } if key == "features.1.running_var"), "{msg}");
+    assert!(matches!(err, sq_models::Error::MissingTensor { ref key, .. } if key == "features.1.running_var"), "{msg}");
 }
 
 #[test]
@@ -240,12 +240,12 @@ fn wrong_shape_is_named() {
         e.1 = vec![e.1[0] * e.1[1]];
     });
     let (msg, err) = error_for(Some(&bytes));
-    assert!(matches!(err, ModelError::TensorShape { .. }) && msg.contains("classifier.0.weight"), "{msg}");
+    assert!(matches!(err, sq_models::Error::TensorShape { .. }) && msg.contains("classifier.0.weight"), "{msg}");
 }
 
 #[test]
 fn unexpected_key_is_named() {
     let bytes = edited(|t| t.push(("head.weight".into(), vec![1], vec![0.0])));
     let (msg, err) = error_for(Some(&bytes));
-    assert!(matches!(err, ModelError::Layout { .. }) && msg.contains("head.weight"), "{msg}");
+    assert!(matches!(err, sq_models::Error::Layout { .. }) && msg.contains("head.weight"), "{msg}");
 }

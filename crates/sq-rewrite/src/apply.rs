@@ -4,7 +4,7 @@ use candle_core::{Device, Tensor};
 use sq_linalg::Matrix;
 use sq_models::{BatchNorm2d, Conv2d, Layer, Linear, Model};
 
-use crate::error::{Result, RewriteError};
+use crate::error::{Error, Result};
 use crate::plan::{AffineMap, Patch};
 
 /// Returns `model` with `patch` applied: the producer keeps only
@@ -14,7 +14,7 @@ use crate::plan::{AffineMap, Patch};
 pub fn apply(model: &Model, patch: &Patch) -> Result<Model> {
     let link = &patch.link;
     let name = model.name(link.producer);
-    let mismatch = |message: String| RewriteError::Mismatch { layer: name.clone(), message };
+    let mismatch = |message: String| Error::Mismatch { layer: name.clone(), message };
     let current = model.links().into_iter().find(|l| l.producer == link.producer);
     if current.as_ref() != Some(link) {
         return Err(mismatch(format!(
@@ -72,13 +72,6 @@ pub fn apply(model: &Model, patch: &Patch) -> Result<Model> {
         other => return Err(mismatch(format!("a {} layer cannot be a consumer", other.kind()))),
     };
     Ok(Model::new(input, layers, metadata)?)
-}
-
-/// Drops the removed units from an activation (`N x n x ...`, units on
-/// dimension 1), as the patched producer would have computed it: the layers
-/// between producer and consumer act on each unit separately.
-pub fn keep_units(x: &Tensor, kept: &[usize]) -> Result<Tensor> {
-    Ok(x.index_select(&index_tensor(kept)?, 1)?)
 }
 
 fn index_tensor(indices: &[usize]) -> Result<Tensor> {

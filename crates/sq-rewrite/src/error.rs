@@ -2,7 +2,7 @@
 
 /// What can go wrong while planning or applying a patch.
 #[derive(Debug, thiserror::Error)]
-pub enum RewriteError {
+pub enum Error {
     /// The kept units are not a valid subset of the producer's units.
     #[error("{layer}: invalid kept units: {message}")]
     InvalidKept {
@@ -19,16 +19,19 @@ pub enum RewriteError {
         /// What is wrong.
         message: String,
     },
+    /// A compensation name did not parse.
+    #[error("invalid compensation: {0}")]
+    Parse(String),
     /// A linear-algebra step failed.
     #[error(transparent)]
     Linalg(#[from] sq_linalg::Error),
     /// Building the new model failed.
     #[error(transparent)]
-    Model(#[from] sq_models::ModelError),
+    Model(#[from] sq_models::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 
 /// Result alias for this crate.
-pub type Result<T, E = RewriteError> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -20,12 +20,40 @@
 //! A patch only changes its producer's outputs and its consumer's inputs,
 //! so patches of different links compose in any order. The network's input
 //! and the classifier's output are never touched: they are not producers.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use sq_linalg::Moments;
+//! use sq_models::{ActShape, Layer, Linear, Model};
+//! use sq_rewrite::{apply, plan, Compensation, Statistics};
+//!
+//! // x (2) -> producer (3 units: x0, x1, x0 + x1) -> consumer (2 outputs).
+//! let t = |v: Vec<f32>, shape: (usize, usize)| Tensor::from_vec(v, shape, &Device::Cpu);
+//! let producer = Linear::new(t(vec![1., 0., 0., 1., 1., 1.], (3, 2))?, None);
+//! let consumer = Linear::new(t(vec![1., 2., 3., -1., 0.5, 2.], (2, 3))?, Some(t(vec![0.1, 0.2], (1, 2))?.flatten_all()?));
+//! let model = Model::new(ActShape::Vector(2), vec![Layer::Linear(producer), Layer::Linear(consumer)], Default::default())?;
+//!
+//! // Statistics of what the consumer reads, on some inputs.
+//! let x = t(vec![1., 2., -1., 0.5, 3., 1., 0., -2.], (4, 2))?;
+//! let hidden = model.forward_range(&x, 0..1)?;
+//! let mut moments = Moments::new(3);
+//! moments.update_f32(&hidden.flatten_all()?.to_vec1()?, 4)?;
+//!
+//! // Unit 2 is a combination of units 0 and 1: removing it changes nothing.
+//! let link = &model.links()[0];
+//! let patch = plan(link, "features.0", &[0, 1], Statistics::Current(&moments), Compensation::Lstsq)?;
+//! let squeezed = apply(&model, &patch)?;
+//! assert_eq!(squeezed.param_count(), model.param_count() - 2 - 2);
+//! let gap = (model.forward(&x)? - squeezed.forward(&x)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+//! assert!(gap < 1e-4);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
 mod apply;
 mod error;
 mod plan;
 
-pub use apply::{apply, keep_units};
-pub use error::{Result, RewriteError};
+pub use apply::apply;
+pub use error::{Error, Result};
 pub use plan::{plan, AffineMap, Compensation, Patch, Statistics};

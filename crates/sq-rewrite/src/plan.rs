@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use sq_linalg::{solve_spd, Matrix, Moments};
 use sq_models::Link;
 
-use crate::error::{Result, RewriteError};
+use crate::error::{Error, Result};
 
 /// How the consumer makes up for the removed units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -18,25 +18,8 @@ pub enum Compensation {
     None,
 }
 
-impl std::str::FromStr for Compensation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "lstsq" => Ok(Self::Lstsq),
-            "none" => Ok(Self::None),
-            _ => Err(format!("unknown compensation `{s}` (expected lstsq or none)")),
-        }
-    }
-}
-
-impl std::fmt::Display for Compensation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Lstsq => "lstsq",
-            Self::None => "none",
-        })
-    }
-}
+serde_plain::derive_fromstr_from_deserialize!(Compensation, |e| -> Error { Error::Parse(e.to_string()) });
+serde_plain::derive_display_from_serialize!(Compensation);
 
 /// The statistics a cut is planned from.
 #[derive(Clone, Copy, Debug)]
@@ -95,7 +78,7 @@ pub fn plan(
     compensation: Compensation,
 ) -> Result<Patch> {
     let n = link.units();
-    let invalid = |message: String| RewriteError::InvalidKept { layer: name.to_string(), message };
+    let invalid = |message: String| Error::InvalidKept { layer: name.to_string(), message };
     let expected = match stats {
         Statistics::Current(_) => n,
         Statistics::Joint(_) => 2 * n,

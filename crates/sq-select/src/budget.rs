@@ -1,5 +1,6 @@
-//! [`Budget`]: how many units a layer keeps, and [`keep_count`], which
-//! resolves it against the layer's covariance.
+//! [`Budget`]: how many units a layer keeps, [`keep_count`], which resolves
+//! it against the layer's covariance, and [`Tau`], the checked
+//! retained-variance target.
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,7 +26,7 @@ pub enum Budget {
     /// `k(tau)`: the smallest number of principal components that carry a
     /// fraction `tau` in `(0, 1]` of the variance; the layer's information
     /// content, and the method's own budget.
-    Tau(f64),
+    Tau(Tau),
     /// `ceil(fraction * n)` units, `fraction` in `(0, 1]`: a uniform
     /// compression rate, blind to the statistics.
     Fraction(f64),
@@ -47,7 +48,7 @@ pub fn keep_count(cov: &Matrix, budget: &Budget) -> Result<usize> {
         return Err(Error::NoUnits);
     }
     let k = match *budget {
-        Budget::Tau(tau) => Spectrum::from_covariance(cov)?.k_for(tau)?,
+        Budget::Tau(tau) => Spectrum::from_covariance(cov)?.k_for(tau.get())?,
         Budget::Fraction(fraction) => ceil_within_round_off(fraction * n as f64),
         Budget::Width(width) => width,
     };
@@ -58,7 +59,8 @@ impl Budget {
     /// The budget itself if its parameter is in its domain.
     fn checked(self) -> Result<Self> {
         let valid = match self {
-            Budget::Tau(x) | Budget::Fraction(x) => x > 0.0 && x <= 1.0,
+            Budget::Tau(_) => true,
+            Budget::Fraction(x) => x > 0.0 && x <= 1.0,
             Budget::Width(width) => width > 0,
         };
         if valid {
@@ -95,7 +97,7 @@ impl FromStr for Budget {
 
     fn from_str(s: &str) -> Result<Self> {
         let parsed = match s.split_once(':') {
-            Some(("tau", t)) => t.parse().ok().map(Budget::Tau),
+            Some(("tau", t)) => return Ok(Budget::Tau(t.parse()?)),
             Some(("fraction", f)) => f.parse().ok().map(Budget::Fraction),
             Some(("width", w)) => w.parse().ok().map(Budget::Width),
             _ => None,
@@ -115,5 +117,57 @@ impl TryFrom<String> for Budget {
 
     fn try_from(s: String) -> Result<Self> {
         s.parse()
+    }
+}
+
+/// A retained-variance target `tau` in `(0, 1]`: a layer keeps `k(tau)`
+/// units, the fewest principal components carrying a fraction `tau` of its
+/// variance. Checked when built or parsed, so an invalid target cannot
+/// exist; written and serialized as the plain number.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Tau(f64);
+
+impl Tau {
+    /// `tau` if it lies in `(0, 1]`, else [`Error::InvalidTau`].
+    pub fn new(tau: f64) -> Result<Tau> {
+        if tau > 0.0 && tau <= 1.0 {
+            Ok(Tau(tau))
+        } else {
+            Err(Error::InvalidTau(tau))
+        }
+    }
+
+    /// The target as a number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Tau {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for Tau {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Tau::new(s.trim().parse().map_err(|_| Error::ParseTau(s.to_owned()))?)
+    }
+}
+
+impl From<Tau> for f64 {
+    fn from(tau: Tau) -> f64 {
+        tau.0
+    }
+}
+
+impl TryFrom<f64> for Tau {
+    type Error = Error;
+
+    fn try_from(tau: f64) -> Result<Self> {
+        Tau::new(tau)
     }
 }

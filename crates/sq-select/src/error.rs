@@ -23,8 +23,14 @@ pub enum Error {
         n: usize,
     },
     /// A budget parameter is outside its domain.
-    #[error("budget {0} is out of range: tau and fraction must lie in (0, 1], width must be at least 1")]
+    #[error("budget {0} is out of range: a fraction must lie in (0, 1], a width must be at least 1")]
     InvalidBudget(Budget),
+    /// A retained-variance target is outside `(0, 1]`.
+    #[error("tau {0} is out of range: it must lie in (0, 1]")]
+    InvalidTau(f64),
+    /// A retained-variance target is not a number.
+    #[error("invalid tau `{0}`: expected a number in (0, 1]")]
+    ParseTau(String),
     /// The `l1` strategy was used without per-unit weight norms.
     #[error("the l1 strategy needs one weight norm per unit, and none were given")]
     MissingNorms,
@@ -62,7 +68,10 @@ pub enum Error {
     /// A selection is not well-formed JSON of the expected shape.
     #[error("malformed selection: {0}")]
     Json(#[from] serde_json::Error),
-    /// A selection file could not be read or written.
+    /// A selection file could not be written.
+    #[error(transparent)]
+    Write(#[from] sq_io::Error),
+    /// A selection file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.

@@ -13,6 +13,27 @@
 //!   [`LayerSelection`]; a [`Selection`] of layers is saved as JSON and can be
 //!   replayed without the statistics.
 //!
+//! ```
+//! use sq_linalg::Moments;
+//! use sq_select::{select_layer, Budget, Strategy, Tau};
+//!
+//! // Four units over five samples; unit 3 is unit 0 plus unit 1.
+//! let samples = [
+//!     1.0f32, 0.0, 2.0, 1.0, /**/ 0.0, 1.0, 0.5, 1.0, /**/ 2.0, 1.0, 1.0, 3.0, //
+//!     1.0, 3.0, 0.0, 4.0, /**/ 0.0, 0.0, 1.0, 0.0,
+//! ];
+//! let mut moments = Moments::new(4);
+//! moments.update_f32(&samples, 5)?;
+//! let cov = moments.covariance()?;
+//!
+//! // tau = 1 keeps the three independent units; the dependent one can go.
+//! let layer = select_layer("features.0", &cov, Budget::Tau(Tau::new(1.0)?), Strategy::Eliminate, None)?;
+//! assert_eq!(layer.k(), 3);
+//! assert!(layer.retained_variance() > 1.0 - 1e-12);
+//! assert_eq!(layer.removed().len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Design choices
 //!
 //! - **Statistics in, indices out.** Nothing here knows about tensors,
@@ -52,7 +73,7 @@ mod ranking;
 mod selection;
 mod strategy;
 
-pub use budget::{keep_count, Budget};
+pub use budget::{keep_count, Budget, Tau};
 pub use covariance::{explained_variance, retained_fraction};
 pub use elimination::{elimination_order, Removal};
 pub use error::{Error, LayerDefect, Result};

@@ -205,10 +205,9 @@ impl Selection {
         serde_json::from_str::<SelectionRecord>(json)?.try_into()
     }
 
-    /// Writes the selection to `path` as JSON.
+    /// Writes the selection to `path` as JSON, atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        std::fs::write(path, self.to_json()).map_err(|source| Error::Io { path: path.to_owned(), source })
+        Ok(sq_io::write_atomic(path.as_ref(), self.to_json().as_bytes())?)
     }
 
     /// Reads and validates a selection saved by [`save`](Self::save); errors

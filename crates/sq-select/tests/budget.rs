@@ -3,7 +3,12 @@ mod common;
 use common::{config, random_psd, Planted};
 use proptest::prelude::*;
 use sq_linalg::Matrix;
-use sq_select::{keep_count, Budget, Error};
+use sq_select::{keep_count, Budget, Error, Tau};
+
+/// `Budget::Tau(t)` for a valid `t`.
+fn tau(t: f64) -> Budget {
+    Budget::Tau(Tau::new(t).unwrap())
+}
 
 proptest! {
     #![proptest_config(config(32))]
@@ -18,27 +23,27 @@ proptest! {
         seed: u64,
     ) {
         let c = Planted::new(seed, rank, combinations, dead).covariance();
-        prop_assert_eq!(keep_count(&c, &Budget::Tau(1.0)).unwrap(), rank);
-        prop_assert_eq!(keep_count(&c, &Budget::Tau(0.999_999)).unwrap() <= rank, true);
+        prop_assert_eq!(keep_count(&c, &tau(1.0)).unwrap(), rank);
+        prop_assert_eq!(keep_count(&c, &tau(0.999_999)).unwrap() <= rank, true);
     }
 
     #[test]
     fn every_budget_keeps_between_one_and_n(
         n in 1usize..20,
         r in 1usize..20,
-        tau in 1e-6f64..=1.0,
+        t in 1e-6f64..=1.0,
         fraction in 1e-6f64..=1.0,
         width in 1usize..40,
         seed: u64,
     ) {
         let c = random_psd(seed, n, r);
-        for budget in [Budget::Tau(tau), Budget::Fraction(fraction), Budget::Width(width)] {
+        for budget in [tau(t), Budget::Fraction(fraction), Budget::Width(width)] {
             let k = keep_count(&c, &budget).unwrap();
             prop_assert!((1..=n).contains(&k), "{} gave {}", budget, k);
         }
         // k(tau) is monotone in tau.
-        let k = |t| keep_count(&c, &Budget::Tau(t)).unwrap();
-        prop_assert!(k(tau / 2.0) <= k(tau));
+        let k = |t| keep_count(&c, &tau(t)).unwrap();
+        prop_assert!(k(t / 2.0) <= k(t));
     }
 }
 
@@ -49,7 +54,7 @@ fn tau_counts_principal_components() {
     for (i, l) in [3.0, 1.0, 4.0, 2.0].into_iter().enumerate() {
         c[(i, i)] = l;
     }
-    let k = |t| keep_count(&c, &Budget::Tau(t)).unwrap();
+    let k = |t| keep_count(&c, &tau(t)).unwrap();
     assert_eq!([k(0.1), k(0.4), k(0.41), k(0.7), k(0.9), k(0.95), k(1.0)], [1, 1, 2, 2, 3, 4, 4]);
 }
 
@@ -66,21 +71,17 @@ fn fraction_and_width_edge_cases() {
     assert_eq!(k(Budget::Width(64)), 64);
     assert_eq!(k(Budget::Width(1000)), 100);
     // No variance at all: still one unit.
-    assert_eq!(keep_count(&Matrix::zeros(5, 5), &Budget::Tau(0.99)).unwrap(), 1);
+    assert_eq!(keep_count(&Matrix::zeros(5, 5), &tau(0.99)).unwrap(), 1);
 }
 
 #[test]
 fn invalid_budgets_and_layers_are_errors() {
     let c = Matrix::identity(3);
-    for budget in [
-        Budget::Tau(0.0),
-        Budget::Tau(1.5),
-        Budget::Tau(f64::NAN),
-        Budget::Fraction(-0.1),
-        Budget::Fraction(1.01),
-        Budget::Width(0),
-    ] {
+    for budget in [Budget::Fraction(-0.1), Budget::Fraction(1.01), Budget::Width(0)] {
         assert!(matches!(keep_count(&c, &budget), Err(Error::InvalidBudget(_))), "{budget}");
+    }
+    for t in [0.0, -0.5, 1.5, f64::NAN, f64::INFINITY] {
+        assert!(matches!(Tau::new(t), Err(Error::InvalidTau(_))), "{t}");
     }
     assert!(matches!(keep_count(&Matrix::zeros(0, 0), &Budget::Width(3)), Err(Error::NoUnits)));
     assert!(keep_count(&Matrix::zeros(2, 3), &Budget::Width(1)).is_err());
@@ -89,19 +90,23 @@ fn invalid_budgets_and_layers_are_errors() {
 #[test]
 fn budgets_parse_and_print() {
     for (text, budget) in [
-        ("tau:0.99", Budget::Tau(0.99)),
+        ("tau:0.99", tau(0.99)),
         ("fraction:0.25", Budget::Fraction(0.25)),
         ("width:64", Budget::Width(64)),
-        ("tau:1", Budget::Tau(1.0)),
+        ("tau:1", tau(1.0)),
     ] {
         assert_eq!(text.parse::<Budget>().unwrap(), budget);
         assert_eq!(budget.to_string(), text);
         assert_eq!(serde_json::to_string(&budget).unwrap(), format!("\"{text}\""));
     }
-    for bad in ["0.99", "tau", "tau:", "tau:x", "width:-1", "size:3"] {
+    for bad in ["0.99", "tau", "width:-1", "size:3"] {
         assert!(matches!(bad.parse::<Budget>(), Err(Error::ParseBudget(_))), "{bad}");
     }
-    for out_of_range in ["tau:1.5", "fraction:0", "width:0"] {
+    for bad in ["tau:", "tau:x"] {
+        assert!(matches!(bad.parse::<Budget>(), Err(Error::ParseTau(_))), "{bad}");
+    }
+    assert!(matches!("tau:1.5".parse::<Budget>(), Err(Error::InvalidTau(_))));
+    for out_of_range in ["fraction:0", "width:0"] {
         assert!(matches!(out_of_range.parse::<Budget>(), Err(Error::InvalidBudget(_))), "{out_of_range}");
     }
 }

@@ -1,17 +1,17 @@
 mod common;
 
 use common::random_psd;
-use sq_select::{select_layer, Budget, Error, LayerDefect, LayerSelection, Selection, Strategy};
+use sq_select::{select_layer, Budget, Error, LayerDefect, LayerSelection, Selection, Strategy, Tau};
 
 fn layer(name: &str, width: usize, kept: Vec<usize>) -> sq_select::Result<LayerSelection> {
-    LayerSelection::new(name, width, kept, Strategy::Qr, Budget::Tau(0.99), 0.5)
+    LayerSelection::new(name, width, kept, Strategy::Qr, Budget::Tau(Tau::new(0.99).unwrap()), 0.5)
 }
 
 fn sample() -> Selection {
     let c = random_psd(3, 16, 6);
     let norms: Vec<f64> = (0..16).map(|i| i as f64).collect();
     Selection::new(vec![
-        select_layer("features.0", &c, Budget::Tau(0.9), Strategy::Eliminate, None).unwrap(),
+        select_layer("features.0", &c, Budget::Tau(Tau::new(0.9).unwrap()), Strategy::Eliminate, None).unwrap(),
         select_layer("features.3", &c, Budget::Width(5), Strategy::L1, Some(&norms)).unwrap(),
         select_layer("classifier.0", &c, Budget::Fraction(0.5), Strategy::Random { seed: 9 }, None).unwrap(),
     ])
@@ -21,10 +21,10 @@ fn sample() -> Selection {
 #[test]
 fn select_layer_records_what_it_did() {
     let c = random_psd(3, 16, 6);
-    let layer = select_layer("conv", &c, Budget::Tau(1.0), Strategy::Eliminate, None).unwrap();
+    let layer = select_layer("conv", &c, Budget::Tau(Tau::new(1.0).unwrap()), Strategy::Eliminate, None).unwrap();
     assert_eq!((layer.name(), layer.width(), layer.k()), ("conv", 16, 6));
     assert_eq!(layer.strategy(), Strategy::Eliminate);
-    assert_eq!(layer.budget(), Budget::Tau(1.0));
+    assert_eq!(layer.budget(), Budget::Tau(Tau::new(1.0).unwrap()));
     assert!((layer.retained_variance() - 1.0).abs() < 1e-9);
     let removed = layer.removed();
     assert_eq!(removed.len(), 10);

@@ -110,6 +110,41 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A dataset held in memory: `labels.len()` images of `shape`
+    /// `(channels, height, width)`, their pixels concatenated image after
+    /// image (channel planes in row-major order), as the loaders produce.
+    ///
+    /// # Errors
+    ///
+    /// [`DatasetError::InvalidData`] if the pixel count is not
+    /// `labels.len() * channels * height * width`, the image shape has a zero
+    /// side, or a label is not below [`Dataset::num_classes`].
+    pub fn new(
+        name: impl Into<String>,
+        shape: (usize, usize, usize),
+        images: Vec<u8>,
+        labels: Vec<u8>,
+    ) -> Result<Dataset, DatasetError> {
+        let name = name.into();
+        let (channels, height, width) = shape;
+        let invalid = |reason: String| DatasetError::InvalidData { name: name.clone(), reason };
+        if channels == 0 || height == 0 || width == 0 {
+            return Err(invalid(format!("image shape {channels}x{height}x{width} has a zero side")));
+        }
+        let expected = labels.len().checked_mul(channels * height * width);
+        if expected != Some(images.len()) {
+            return Err(invalid(format!(
+                "{} pixels for {} images of {channels}x{height}x{width}",
+                images.len(),
+                labels.len()
+            )));
+        }
+        if let Some(index) = labels.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
+            return Err(invalid(format!("label {} of image {index} is not below {NUM_CLASSES}", labels[index])));
+        }
+        Ok(Dataset { name, channels, height, width, images, labels })
+    }
+
     /// Short name of the dataset the images come from, e.g. `"fashion-mnist"`.
     pub fn name(&self) -> &str {
         &self.name
@@ -404,6 +439,14 @@ pub enum DatasetError {
         index: usize,
         /// The offending label.
         label: u8,
+    },
+    /// Images and labels given to [`Dataset::new`] do not fit together.
+    #[error("invalid dataset `{name}`: {reason}")]
+    InvalidData {
+        /// The dataset's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A CIFAR-10 batch file's size is not a whole number of records.
     #[error(

@@ -166,6 +166,19 @@ impl Preprocess {
         }
         Ok(Tensor::from_vec(out, (range.len(), channels, out_h, out_w), &Device::Cpu)?)
     }
+
+    /// All images of `dataset` in file order, preprocessed in batches of
+    /// `batch` images (the last one may be smaller): the one way every
+    /// evaluation, capture and compression pass turns a dataset into inputs.
+    /// `batch` is at least 1.
+    pub fn batches<'a>(
+        &'a self,
+        dataset: &'a Dataset,
+        batch: usize,
+    ) -> impl Iterator<Item = Result<Tensor, PreprocessError>> + 'a {
+        let batch = batch.max(1);
+        (0..dataset.len()).step_by(batch).map(move |lo| self.batch(dataset, lo..(lo + batch).min(dataset.len())))
+    }
 }
 
 /// Shows the parameters, not the lookup tables.

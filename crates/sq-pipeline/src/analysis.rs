@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sq_capture::{LayerStats, Stats};
 use sq_linalg::Spectrum;
+use sq_select::Tau;
+
+use crate::error::Result;
 
 /// The information content of one producer's units.
 #[derive(Clone, Debug, Serialize)]
@@ -16,7 +19,7 @@ pub struct LayerReport {
     pub width: usize,
     /// Samples the statistics were computed from (images x positions).
     pub samples: u64,
-    /// `k(tau)` for every requested tau, keyed by tau as written (`"0.99"`).
+    /// `k(tau)` for every requested tau, keyed by the tau's shortest decimal form (`"0.99"`).
     pub k: BTreeMap<String, usize>,
     /// Share of the total variance carried by the first principal component.
     pub first_component_share: f64,
@@ -27,17 +30,17 @@ pub struct LayerReport {
 }
 
 /// Analyses every producer in `stats` at the retained-variance targets `taus`.
-pub fn analyze(stats: &Stats, taus: &[f64]) -> sq_linalg::Result<Vec<LayerReport>> {
+pub fn analyze(stats: &Stats, taus: &[Tau]) -> Result<Vec<LayerReport>> {
     stats.layers().iter().map(|layer| analyze_layer(layer, taus)).collect()
 }
 
-fn analyze_layer(layer: &LayerStats, taus: &[f64]) -> sq_linalg::Result<LayerReport> {
+fn analyze_layer(layer: &LayerStats, taus: &[Tau]) -> Result<LayerReport> {
     let cov = layer.moments.covariance()?;
     let spectrum = Spectrum::from_covariance(&cov)?;
     let n = cov.rows();
     let trace: f64 = (0..n).map(|i| cov[(i, i)]).sum();
     let zero = sq_linalg::negligible_variance(n, trace);
-    let k = taus.iter().map(|&t| Ok((tau_key(t), spectrum.k_for(t)?))).collect::<sq_linalg::Result<_>>()?;
+    let k = taus.iter().map(|&t| Ok((t.to_string(), spectrum.k_for(t.get())?))).collect::<Result<_>>()?;
     let explained = spectrum.cumulative_explained();
     Ok(LayerReport {
         name: layer.name.clone(),
@@ -48,9 +51,4 @@ fn analyze_layer(layer: &LayerStats, taus: &[f64]) -> sq_linalg::Result<LayerRep
         dead: (0..n).filter(|&i| cov[(i, i)] <= zero).count(),
         explained,
     })
-}
-
-/// The key under which a tau is reported: its shortest decimal form.
-pub fn tau_key(tau: f64) -> String {
-    format!("{tau}")
 }

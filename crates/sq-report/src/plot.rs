@@ -1,4 +1,4 @@
-//! Charts, as SVG or PNG depending on the file extension.
+//! Line charts, as SVG or PNG depending on the file extension.
 //!
 //! Laying out labels needs a font (for PNG and SVG alike); DejaVu Sans is
 //! embedded (crate `dejavu`) so that plots render the same on any machine,
@@ -10,7 +10,8 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::analysis::LayerReport;
+/// Chart size in pixels.
+const SIZE: (u32, u32) = (1100, 700);
 
 /// Errors while drawing a chart.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +19,7 @@ pub enum PlotError {
     /// The extension is neither `.svg` nor `.png`.
     #[error("{0}: unsupported plot format (use .svg or .png)")]
     Format(String),
-    /// The drawing backend failed (for example, the file cannot be written).
+    /// The drawing backend failed.
     #[error("{path}: {message}")]
     Draw {
         /// The output file.
@@ -26,6 +27,29 @@ pub enum PlotError {
         /// What went wrong.
         message: String,
     },
+    /// The finished chart could not be written.
+    #[error(transparent)]
+    Write(#[from] sq_io::Error),
+}
+
+/// The file formats a chart can be written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Scalable vector graphics.
+    Svg,
+    /// A 1100 x 700 bitmap.
+    Png,
+}
+
+impl Format {
+    /// The format named by the extension of `path`, or [`PlotError::Format`].
+    pub fn of(path: &Path) -> Result<Format, PlotError> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("svg") => Ok(Format::Svg),
+            Some("png") => Ok(Format::Png),
+            _ => Err(PlotError::Format(path.display().to_string())),
+        }
+    }
 }
 
 /// One line of a chart: a label and its points.
@@ -50,39 +74,35 @@ pub struct Axes {
     pub y_range: (f64, f64),
 }
 
-/// The cumulative explained-variance curves of all producers on one chart:
-/// x = fraction of the layer's units (principal components kept), y = share
-/// of the variance retained.
-pub fn explained_variance(reports: &[LayerReport], path: &Path) -> Result<(), PlotError> {
-    let series = reports
-        .iter()
-        .map(|r| {
-            let n = r.explained.len().max(1) as f64;
-            let mut points = vec![(0.0, 0.0)];
-            points.extend(r.explained.iter().enumerate().map(|(i, &y)| ((i + 1) as f64 / n, y)));
-            Series { label: format!("{} (n={})", r.name, r.width), points }
-        })
-        .collect::<Vec<_>>();
-    let y_min = reports.iter().filter_map(|r| r.explained.first().copied()).fold(1.0f64, f64::min).clamp(0.0, 0.9);
-    let axes = Axes {
-        title: "Cumulative explained variance per layer".into(),
-        x_label: "fraction of principal components (k / n)".into(),
-        y_label: "variance retained".into(),
-        x_range: (0.0, 1.0),
-        y_range: ((y_min * 10.0).floor() / 10.0, 1.0),
-    };
-    line_chart(&axes, &series, path)
-}
-
-/// Draws `series` as lines with a legend, to `.svg` or `.png`.
+/// Draws `series` as lines with a legend and writes the chart to `path`
+/// (`.svg` or `.png`) atomically.
 pub fn line_chart(axes: &Axes, series: &[Series], path: &Path) -> Result<(), PlotError> {
-    let size = (1100, 700);
+    let format = Format::of(path)?;
     register_font();
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("svg") => draw(SVGBackend::new(path, size).into_drawing_area(), axes, series, path),
-        Some("png") => draw(BitMapBackend::new(path, size).into_drawing_area(), axes, series, path),
-        _ => Err(PlotError::Format(path.display().to_string())),
-    }
+    let err = |message: String| PlotError::Draw { path: path.display().to_string(), message };
+    let bytes = match format {
+        Format::Svg => {
+            let mut svg = String::new();
+            draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), axes, series).map_err(err)?;
+            svg.into_bytes()
+        }
+        Format::Png => {
+            let (w, h) = SIZE;
+            let mut rgb = vec![0u8; (w * h * 3) as usize];
+            draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(), axes, series).map_err(err)?;
+            let mut png = Vec::new();
+            image::ImageEncoder::write_image(
+                image::codecs::png::PngEncoder::new(&mut png),
+                &rgb,
+                w,
+                h,
+                image::ColorType::Rgb8,
+            )
+            .map_err(|e| err(e.to_string()))?;
+            png
+        }
+    };
+    Ok(sq_io::write_atomic(path, &bytes)?)
 }
 
 fn register_font() {
@@ -93,13 +113,8 @@ fn register_font() {
     });
 }
 
-fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    axes: &Axes,
-    series: &[Series],
-    path: &Path,
-) -> Result<(), PlotError> {
-    let err = |e: &dyn std::fmt::Display| PlotError::Draw { path: path.display().to_string(), message: e.to_string() };
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, axes: &Axes, series: &[Series]) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(&axes.title, ("sans-serif", 26))

@@ -1,0 +1,274 @@
+//! The one-shot squeeze: capture -> select -> plan -> rewrite, producer by producer.
+//!
+//! [`Mode::Sequential`] (the default) squeezes producers first to last, each
+//! on statistics captured from the *already-squeezed* prefix, so every
+//! layer's reconstruction also corrects what the previous cuts disturbed.
+//! It costs one forward pass over the calibration set in total: the
+//! activations at the current cut are kept in memory and advanced layer by
+//! layer ([`sq_capture::Frontier`]). Peak memory is the largest tapped
+//! activation of the calibration set (2000 Fashion-MNIST images through
+//! VGG-16: 64 x 32 x 32 floats each, about 0.5 GB).
+//!
+//! [`Mode::OnePass`] captures every producer once on the original model
+//! ([`sq_capture::capture`]) and plans all cuts from those statistics
+//! (cheaper in memory, less accurate).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sq_capture::{capture, Frontier, LayerStats};
+use sq_linalg::Moments;
+use sq_models::dataset::{Dataset, Preprocess};
+use sq_models::{Link, Model};
+use sq_rewrite::{apply, plan, Compensation, Statistics};
+use sq_select::{select_layer, Budget, LayerSelection, Selection, Strategy, Tau};
+
+use crate::error::{Error, Result};
+
+/// Where the statistics of each producer come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Each producer's statistics are captured on the already-squeezed prefix.
+    #[default]
+    Sequential,
+    /// All statistics are captured once on the original model.
+    OnePass,
+}
+
+/// What each consumer's new input is fitted to reproduce, in sequential mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The consumer's current input (after earlier cuts): only the removed
+    /// units are reconstructed, as DESIGN.md step 4 states it.
+    #[default]
+    Current,
+    /// The input the consumer read in the original model: each cut also
+    /// corrects the error that earlier cuts left in its layer's input. It
+    /// costs a second forward pass over the calibration set and statistics
+    /// of twice the width (four times the Gram work).
+    Original,
+}
+
+serde_plain::derive_fromstr_from_deserialize!(Mode, |e| -> Error { Error::Parse(e.to_string()) });
+serde_plain::derive_display_from_serialize!(Mode);
+serde_plain::derive_fromstr_from_deserialize!(Target, |e| -> Error { Error::Parse(e.to_string()) });
+serde_plain::derive_display_from_serialize!(Target);
+
+/// How many units each producer keeps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Widths {
+    /// The same per-layer rule for every producer, e.g. `k(tau)`.
+    Uniform(Budget),
+    /// Exactly this many units for each named producer (a replayed
+    /// selection, or widths chosen elsewhere).
+    PerLayer(BTreeMap<String, usize>),
+}
+
+impl Widths {
+    /// The budget of the producer called `name`.
+    pub fn budget_for(&self, name: &str) -> Result<Budget> {
+        match self {
+            Widths::Uniform(budget) => Ok(*budget),
+            Widths::PerLayer(widths) => {
+                widths.get(name).map(|&k| Budget::Width(k)).ok_or_else(|| Error::MissingWidth(name.to_owned()))
+            }
+        }
+    }
+}
+
+/// Everything that decides how a model is squeezed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    /// How many units each producer keeps.
+    pub widths: Widths,
+    /// Which units to keep.
+    pub strategy: Strategy,
+    /// How the consumer makes up for the removed units.
+    pub compensation: Compensation,
+    /// Where the statistics come from.
+    pub mode: Mode,
+    /// What the compensation reconstructs (sequential mode; in one-pass
+    /// mode the original and current inputs are the same).
+    pub target: Target,
+    /// Images per forward pass while capturing.
+    pub batch: usize,
+}
+
+impl Default for Settings {
+    /// The method: `k(0.99)` units per producer, backward elimination,
+    /// least-squares compensation, sequential, current target.
+    fn default() -> Self {
+        Self {
+            widths: Widths::Uniform(Budget::Tau(Tau::new(0.99).expect("0.99 is a valid tau"))),
+            strategy: Strategy::Eliminate,
+            compensation: Compensation::Lstsq,
+            mode: Mode::Sequential,
+            target: Target::Current,
+            batch: 64,
+        }
+    }
+}
+
+/// What happened to one producer.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerOutcome {
+    /// Producer name.
+    pub name: String,
+    /// Units before.
+    pub width: usize,
+    /// Units kept.
+    pub k: usize,
+    /// Share of the variance of the consumer's input that the kept units explain.
+    pub retained_variance: f64,
+    /// Relative error of the consumer's new input against its target
+    /// (see [`Target`]), on the calibration data.
+    pub relative_error: f64,
+    /// Ridge added to solve for the reconstruction (0 unless `C[S,S]` was singular).
+    pub ridge: f64,
+}
+
+/// A squeezed model and how it was obtained.
+pub struct Outcome {
+    /// The squeezed model.
+    pub model: Model,
+    /// Which units each producer kept (replayable).
+    pub selection: Selection,
+    /// Per-producer report, first to last.
+    pub layers: Vec<LayerOutcome>,
+}
+
+/// Squeezes `model` in one shot on the calibration images `calib`.
+/// `progress(done, total)` is called after each producer.
+pub fn compress(
+    model: &Model,
+    calib: &Dataset,
+    pre: &Preprocess,
+    settings: &Settings,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Outcome> {
+    if calib.is_empty() {
+        return Err(Error::NoCalibration);
+    }
+    let links = model.links();
+    let mut source = Source::new(model, calib, pre, settings)?;
+    let mut current = model.clone();
+    let mut selections = Vec::with_capacity(links.len());
+    let mut layers = Vec::with_capacity(links.len());
+    for (i, link) in links.iter().enumerate() {
+        let statistics = source.next(&current, model, link)?;
+        let (next, selection, outcome) = cut(&current, link, statistics.as_statistics(), settings)?;
+        source.keep_units(selection.kept())?;
+        current = next;
+        selections.push(selection);
+        layers.push(outcome);
+        progress(i + 1, links.len());
+    }
+    Ok(Outcome { model: current, selection: Selection::new(selections)?, layers })
+}
+
+/// Where each producer's statistics come from (see [`Mode`]).
+enum Source {
+    /// The calibration set's activations at the current cut, in the
+    /// squeezed model and, for [`Target::Original`], in the original one.
+    Sequential { frontier: Frontier, reference: Option<Frontier> },
+    /// Statistics captured once on the original model, in link order.
+    OnePass(std::vec::IntoIter<LayerStats>),
+}
+
+/// The statistics one cut is planned from, owned.
+enum Measured {
+    Current(Moments),
+    Joint(Moments),
+}
+
+impl Measured {
+    fn as_statistics(&self) -> Statistics<'_> {
+        match self {
+            Measured::Current(m) => Statistics::Current(m),
+            Measured::Joint(m) => Statistics::Joint(m),
+        }
+    }
+}
+
+impl Source {
+    fn new(model: &Model, calib: &Dataset, pre: &Preprocess, settings: &Settings) -> Result<Self> {
+        Ok(match settings.mode {
+            Mode::Sequential => {
+                let batches = pre.batches(calib, settings.batch).collect::<std::result::Result<Vec<_>, _>>()?;
+                let frontier = Frontier::new(batches)?;
+                let reference = (settings.target == Target::Original).then(|| frontier.clone());
+                Source::Sequential { frontier, reference }
+            }
+            Mode::OnePass => {
+                Source::OnePass(capture(model, pre.batches(calib, settings.batch), |_| {})?.into_layers().into_iter())
+            }
+        })
+    }
+
+    /// The statistics of `link`'s tap, where `current` is the model squeezed
+    /// up to (not including) `link` and `original` the unsqueezed one.
+    fn next(&mut self, current: &Model, original: &Model, link: &Link) -> Result<Measured> {
+        Ok(match self {
+            Source::Sequential { frontier, reference } => {
+                frontier.advance(current, link.tap)?;
+                match reference {
+                    Some(reference) => {
+                        reference.advance(original, link.tap)?;
+                        Measured::Joint(frontier.joint_moments(reference)?)
+                    }
+                    None => Measured::Current(frontier.moments()?),
+                }
+            }
+            Source::OnePass(layers) => {
+                let layer = layers.next().expect("one captured layer per link");
+                Measured::Current(layer.moments)
+            }
+        })
+    }
+
+    /// Records that the producer just cut kept only `kept`.
+    fn keep_units(&mut self, kept: &[usize]) -> Result<()> {
+        if let Source::Sequential { frontier, .. } = self {
+            frontier.keep_units(kept)?;
+        }
+        Ok(())
+    }
+}
+
+/// Selects, plans and applies the cut of one link. Units are chosen on the
+/// covariance of the consumer's current input.
+fn cut(
+    model: &Model,
+    link: &Link,
+    stats: Statistics<'_>,
+    settings: &Settings,
+) -> Result<(Model, LayerSelection, LayerOutcome)> {
+    let name = model.name(link.producer);
+    let budget = settings.widths.budget_for(&name)?;
+    let norms = match settings.strategy {
+        Strategy::L1 => model.layers()[link.producer].unit_l1_norms().transpose().map_err(sq_models::Error::from)?,
+        _ => None,
+    };
+    let n = link.units();
+    let cov = match stats {
+        Statistics::Current(m) => m.covariance()?,
+        Statistics::Joint(m) => {
+            let current: Vec<usize> = (n..2 * n).collect();
+            m.covariance()?.select(&current, &current)?
+        }
+    };
+    let selection = select_layer(name.clone(), &cov, budget, settings.strategy, norms.as_deref())?;
+    let patch = plan(link, &name, selection.kept(), stats, settings.compensation)?;
+    let outcome = LayerOutcome {
+        name,
+        width: n,
+        k: selection.k(),
+        retained_variance: selection.retained_variance(),
+        relative_error: patch.relative_error,
+        ridge: patch.map.as_ref().map_or(0.0, |m| m.ridge),
+    };
+    Ok((apply(model, &patch)?, selection, outcome))
+}
