@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use sq_linalg::Matrix;
-use sq_models::{BatchNorm2d, Conv2d, Layer, Linear, Model};
+use sq_models::{BatchNorm2d, Conv2d, Layer, Linear, Link, Model};
 
 use crate::error::{Error, Result};
 use crate::plan::{AffineMap, Patch};
@@ -79,20 +79,49 @@ fn index_tensor(indices: &[usize]) -> Result<Tensor> {
     Ok(Tensor::from_vec(idx, indices.len(), &Device::Cpu)?)
 }
 
+/// A consumer's weight (`out x units x taps`, flattened in that order) as an
+/// `(out * taps) x units` matrix: row `(o, t)`, column `u`. Taps are the
+/// kernel positions of a conv, or the spatial positions a flatten spreads
+/// each channel over for a linear layer.
+fn tap_matrix(weight: &Tensor, units: usize) -> Result<Matrix> {
+    let out = weight.dims()[0];
+    let taps = weight.elem_count() / (out * units);
+    let raw = weight.flatten_all()?.to_vec1::<f32>()?;
+    let at = |ot: usize, u: usize| f64::from(raw[((ot / taps) * units + u) * taps + ot % taps]);
+    Ok(Matrix::from_rows(
+        out * taps,
+        units,
+        (0..out * taps).flat_map(|ot| (0..units).map(move |u| at(ot, u))).collect(),
+    )?)
+}
+
+/// How strongly `link`'s consumer reads each pair of its input units:
+/// `Q = sum over taps t of W_t^T W_t` (`n x n`, symmetric PSD), where `W_t`
+/// is the consumer's `out x n` weight at tap `t`. An error `e` in the
+/// consumer's input costs `e^T Q e` in its output, summed over taps; this is
+/// the weight of output-aware selection.
+pub fn consumer_gram(model: &Model, link: &Link) -> Result<Matrix> {
+    let weight = match &model.layers()[link.consumer] {
+        Layer::Conv2d(conv) => conv.weight(),
+        Layer::Linear(linear) => linear.weight(),
+        other => {
+            return Err(Error::Mismatch {
+                layer: model.name(link.consumer),
+                message: format!("a {} layer cannot be a consumer", other.kind()),
+            })
+        }
+    };
+    let w = tap_matrix(weight, link.units())?;
+    Ok(w.transpose().matmul(&w)?)
+}
+
 /// The consumer's new weight (`out x |S| x taps`, flattened) and bias:
 /// `W' = W a` tap by tap and `b' = b + sum over taps of W c`, or only the
 /// kept columns of `W` without a map.
 fn fold(weight: &Tensor, bias: Option<&Tensor>, units: usize, patch: &Patch) -> Result<(Tensor, Tensor)> {
     let out = weight.dims()[0];
     let taps = weight.elem_count() / (out * units);
-    let raw = weight.flatten_all()?.to_vec1::<f32>()?;
-    // W as an (out * taps) x units matrix: row (o, t), column u.
-    let at = |ot: usize, u: usize| f64::from(raw[((ot / taps) * units + u) * taps + ot % taps]);
-    let w = Matrix::from_rows(
-        out * taps,
-        units,
-        (0..out * taps).flat_map(|ot| (0..units).map(move |u| at(ot, u))).collect(),
-    )?;
+    let w = tap_matrix(weight, units)?;
     let mut b: Vec<f64> = match bias {
         Some(b) => b.to_vec1::<f32>()?.into_iter().map(f64::from).collect(),
         None => vec![0.0; out],
@@ -114,4 +143,48 @@ fn fold(weight: &Tensor, bias: Option<&Tensor>, units: usize, patch: &Patch) -> 
     let b: Vec<f32> = b.into_iter().map(|x| x as f32).collect();
     let len = new_w.len();
     Ok((Tensor::from_vec(new_w, len, &Device::Cpu)?, Tensor::from_vec(b, out, &Device::Cpu)?))
+}
+
+/// Returns `model` with the outputs of the conv or linear layer `layer`
+/// mapped unit by unit through `y -> scale * y + shift` (folded into its
+/// weights and bias).
+pub fn rescale_outputs(model: &Model, layer: usize, scale: &[f64], shift: &[f64]) -> Result<Model> {
+    let (input, mut layers, metadata) = model.clone().into_parts();
+    let name = model.name(layer);
+    let fold = |weight: &Tensor, bias: Option<&Tensor>| -> Result<(Tensor, Tensor)> {
+        let out = weight.dims()[0];
+        if scale.len() != out || shift.len() != out {
+            return Err(Error::Mismatch {
+                layer: name.clone(),
+                message: format!("{} scales for {out} outputs", scale.len()),
+            });
+        }
+        let mut shape = vec![1; weight.rank()];
+        shape[0] = out;
+        let a = Tensor::from_vec(scale.iter().map(|&v| v as f32).collect::<Vec<_>>(), out, &Device::Cpu)?;
+        let b = Tensor::from_vec(shift.iter().map(|&v| v as f32).collect::<Vec<_>>(), out, &Device::Cpu)?;
+        let w = weight.broadcast_mul(&a.reshape(shape)?)?;
+        let bias = match bias {
+            Some(bias) => bias.mul(&a)?.add(&b)?,
+            None => b,
+        };
+        Ok((w, bias))
+    };
+    layers[layer] = match &layers[layer] {
+        Layer::Conv2d(conv) => {
+            let (w, b) = fold(conv.weight(), conv.bias())?;
+            Layer::Conv2d(Conv2d::new(w, Some(b), *conv.config()))
+        }
+        Layer::Linear(linear) => {
+            let (w, b) = fold(linear.weight(), linear.bias())?;
+            Layer::Linear(Linear::new(w, Some(b)))
+        }
+        other => {
+            return Err(Error::Mismatch {
+                layer: name,
+                message: format!("a {} layer has no outputs to rescale", other.kind()),
+            })
+        }
+    };
+    Ok(Model::new(input, layers, metadata)?)
 }

@@ -54,6 +54,6 @@ mod apply;
 mod error;
 mod plan;
 
-pub use apply::apply;
+pub use apply::{apply, consumer_gram, rescale_outputs};
 pub use error::{Error, Result};
 pub use plan::{plan, AffineMap, Compensation, Patch, Statistics};

@@ -65,16 +65,16 @@ pub struct Removal {
 /// first.
 pub fn elimination_order(cov: &Matrix) -> Result<Vec<Removal>> {
     check(cov)?;
-    Elimination::new(cov)?.collect()
+    Elimination::new(cov, None)?.collect()
 }
 
 /// Keeps `k` units (`1 <= k <= n`, checked by the caller) by backward
 /// elimination, stopping as soon as only `k` are left. Returns the kept units
 /// sorted ascending.
-pub(crate) fn eliminate(cov: &Matrix, k: usize) -> Result<Vec<usize>> {
+pub(crate) fn eliminate(cov: &Matrix, weight: Option<&Matrix>, k: usize) -> Result<Vec<usize>> {
     let n = cov.rows();
     let mut kept = vec![true; n];
-    for removal in Elimination::new(cov)?.take(n - k) {
+    for removal in Elimination::new(cov, weight)?.take(n - k) {
         kept[removal?.unit] = false;
     }
     Ok((0..n).filter(|&i| kept[i]).collect())
@@ -102,7 +102,7 @@ struct Elimination<'c> {
 }
 
 impl<'c> Elimination<'c> {
-    fn new(cov: &'c Matrix) -> Result<Self> {
+    fn new(cov: &'c Matrix, weight: Option<&'c Matrix>) -> Result<Self> {
         let n = cov.rows();
         let basis = pivoted_cholesky(cov, n)?;
         let mut in_basis = vec![false; n];
@@ -113,7 +113,7 @@ impl<'c> Elimination<'c> {
         let mut dependent = by_score_descending(outside, |i| variance(cov, i));
         // Smallest variance (dead units) first; ties remove the higher index.
         dependent.reverse();
-        Ok(Self { dependent: dependent.into_iter(), basis: Downdates::new(cov, basis)? })
+        Ok(Self { dependent: dependent.into_iter(), basis: Downdates::new(cov, weight, basis)? })
     }
 }
 
@@ -138,6 +138,9 @@ impl Iterator for Elimination<'_> {
 /// (marked in `removed`) until the block is applied.
 struct Downdates<'c> {
     cov: &'c Matrix,
+    /// `Q` of an output-weighted objective `trace(Q Sigma_res)`, or `None`
+    /// for the layer's own unexplained variance (`Q = I`).
+    weight: Option<&'c Matrix>,
     units: Vec<usize>,
     /// `H` and `G` at the start of the block.
     h0: Vec<f64>,
@@ -156,9 +159,10 @@ struct Downdates<'c> {
 }
 
 impl<'c> Downdates<'c> {
-    fn new(cov: &'c Matrix, units: Vec<usize>) -> Result<Self> {
+    fn new(cov: &'c Matrix, weight: Option<&'c Matrix>, units: Vec<usize>) -> Result<Self> {
         let mut downdates = Downdates {
             cov,
+            weight,
             units,
             h0: Vec::new(),
             g0: Vec::new(),
@@ -189,10 +193,29 @@ impl<'c> Downdates<'c> {
         }
         let others: Vec<usize> = (0..self.cov.rows()).filter(|&i| !in_s[i]).collect();
         let b = self.cov.select(&others, &self.units)?.matmul(&h)?;
-        let mut g = b.transpose().matmul(&b)?.into_vec();
-        for j in 0..m {
-            g[j * m + j] += 1.0;
-        }
+        let g = match self.weight {
+            // G = P^T P with P = [I; B]: the identity on S, B on the others.
+            None => {
+                let mut g = b.transpose().matmul(&b)?.into_vec();
+                for j in 0..m {
+                    g[j * m + j] += 1.0;
+                }
+                g
+            }
+            // G = P^T Q P, P with rows in unit order.
+            Some(q) => {
+                let mut p = Matrix::zeros(self.cov.rows(), m);
+                for (j, &u) in self.units.iter().enumerate() {
+                    p[(u, j)] = 1.0;
+                }
+                for (r, &u) in others.iter().enumerate() {
+                    for j in 0..m {
+                        p[(u, j)] = b[(r, j)];
+                    }
+                }
+                p.transpose().matmul(&q.matmul(&p)?)?.into_vec()
+            }
+        };
         self.start_block(h.into_vec(), g);
         Ok(())
     }

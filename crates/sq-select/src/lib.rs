@@ -78,4 +78,4 @@ pub use covariance::{explained_variance, retained_fraction};
 pub use elimination::{elimination_order, Removal};
 pub use error::{Error, LayerDefect, Result};
 pub use selection::{select_layer, LayerSelection, Selection};
-pub use strategy::{select_units, Strategy};
+pub use strategy::{eliminate_for_output, select_units, Strategy};

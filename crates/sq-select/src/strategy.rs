@@ -51,11 +51,32 @@ pub fn select_units(cov: &Matrix, k: usize, strategy: &Strategy, l1_norms: Optio
         return Err(Error::KeepOutOfRange { k, n });
     }
     match *strategy {
-        Strategy::Eliminate => eliminate(cov, k),
+        Strategy::Eliminate => eliminate(cov, None, k),
         Strategy::Qr => qr(cov, k),
         Strategy::L1 => l1(l1_norms.ok_or(Error::MissingNorms)?, n, k),
         Strategy::Random { seed } => Ok(random(n, k, seed)),
     }
+}
+
+/// Keeps `k` units by backward elimination on an *output-weighted*
+/// objective: each removal loses the least of `trace(Q Sigma_res)`, where
+/// `Sigma_res` is the covariance left unexplained by the kept units and `Q`
+/// (`n x n`, symmetric PSD) weighs it by how the consumer reads the units:
+/// `Q = sum over taps of W_t^T W_t` for consumer weights `W_t` (out x n), so
+/// the objective is the variance of the error in the consumer's output
+/// (ignoring correlations between spatial positions). `Q = I` is
+/// [`Strategy::Eliminate`].
+pub fn eliminate_for_output(cov: &Matrix, weight: &Matrix, k: usize) -> Result<Vec<usize>> {
+    let n = check(cov)?;
+    if weight.rows() != n || weight.cols() != n {
+        return Err(
+            sq_linalg::Error::DimensionMismatch { what: "output weight", expected: n, found: weight.rows() }.into()
+        );
+    }
+    if k == 0 || k > n {
+        return Err(Error::KeepOutOfRange { k, n });
+    }
+    eliminate(cov, Some(weight), k)
 }
 
 impl fmt::Display for Strategy {
