@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<()> {
 
 fn capture_stats(args: &Args) -> Result<Stats> {
     let model = args.model.load()?;
-    let (_, data, pre) = args.calibration.load(&args.data, &model)?;
+    let (_, data, _, pre) = args.calibration.load(&args.data, &model, 0)?;
     let bar = progress::bar(data.len(), "capturing", "images");
     let stats = capture(&model, pre.batches(&data, args.calibration.batch), |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();

@@ -7,7 +7,9 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use sq_models::checkpoint::{save, StorageDtype};
 use sq_models::Model;
-use sq_pipeline::{compress, Mode, Outcome, Settings, Target, Widths};
+use sq_pipeline::{
+    compress, Allocation, Allocator, Mode, ModelBudget, Objective, Outcome, Profile, Settings, Target, Widths,
+};
 use sq_report::progress;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
@@ -23,12 +25,31 @@ pub struct Args {
     data: DataArgs,
     #[command(flatten)]
     calibration: CalibrationArgs,
-    /// Retained-variance target: each producer keeps k(tau) units.
-    #[arg(long, default_value = "0.99")]
-    tau: Tau,
+    /// How small the squeezed model must be: tau:T (every producer keeps k(T) units), or params:Rx /
+    /// flops:Rx (at most 1/R of the original's parameters / multiply-accumulates, with per-layer widths
+    /// allocated to lose the least) [default: tau:0.99].
+    #[arg(long, conflicts_with_all = ["tau", "widths"])]
+    budget: Option<ModelBudget>,
+    /// Shorthand for --budget tau:T.
+    #[arg(long, conflicts_with = "widths")]
+    tau: Option<Tau>,
+    /// How a params/flops budget is spread over the layers: measured (least KL divergence of the
+    /// predictions on the validation images, one layer cut at a time), variance (least unexplained
+    /// variance, no forward passes) or uniform (one tau for every layer, the largest that fits).
+    #[arg(long, default_value = "measured")]
+    allocate: Allocator,
+    /// Validation images for a params/flops budget: the last N of the training split, never the test split
+    /// (calibration takes the first --calib).
+    #[arg(long, default_value_t = 5000)]
+    val: usize,
     /// Which units to keep: eliminate, qr, l1 or random[:SEED].
     #[arg(long = "select", default_value = "eliminate")]
     strategy: Strategy,
+    /// What the kept units preserve: input (the variance of what the next layer reads, the paper's
+    /// criterion) or output (that variance weighted by how strongly the next layer reads each unit;
+    /// --select eliminate only).
+    #[arg(long, default_value = "input")]
+    objective: Objective,
     /// How the consumer makes up for removed units: lstsq or none.
     #[arg(long = "compensate", default_value = "lstsq")]
     compensation: Compensation,
@@ -39,6 +60,10 @@ pub struct Args {
     /// consumer's input in the original model, or its current input.
     #[arg(long, default_value = "current")]
     target: Target,
+    /// After each cut, rescale the next layer's outputs so that their mean and variance on the
+    /// calibration images match the original model's (one more forward pass of the original).
+    #[arg(long)]
+    repair: bool,
     /// Explicit per-layer widths instead of --tau: a manifest written by an
     /// earlier `squeeze compress`, or a JSON object {"features.0": 28, ...}.
     #[arg(long)]
@@ -58,18 +83,42 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     refuse_to_overwrite(&args.model.model, &args.output)?;
     let model = args.model.load()?;
-    let (spec, calib, pre) = args.calibration.load(&args.data, &model)?;
-    let widths = match &args.widths {
-        Some(path) => Widths::PerLayer(load_widths(path)?),
-        None => Widths::Uniform(Budget::Tau(args.tau)),
+    let budget = match (args.budget, args.tau) {
+        (Some(budget), _) => budget,
+        (None, Some(tau)) => ModelBudget::Tau(tau),
+        (None, None) => ModelBudget::Tau("0.99".parse()?),
     };
-    let settings = Settings {
-        widths,
+    let global = match (&args.widths, budget) {
+        (None, ModelBudget::Ratio { resource, ratio }) => Some((resource, ratio)),
+        _ => None,
+    };
+    let (spec, calib, val, pre) = args.calibration.load(&args.data, &model, global.map_or(0, |_| args.val))?;
+    let mut settings = Settings {
+        widths: match (&args.widths, budget) {
+            (Some(path), _) => Widths::PerLayer(load_widths(path)?),
+            (None, ModelBudget::Tau(tau)) => Widths::Uniform(Budget::Tau(tau)),
+            (None, ModelBudget::Ratio { .. }) => Widths::PerLayer(BTreeMap::new()), // allocated below
+        },
         strategy: args.strategy,
+        objective: args.objective,
         compensation: args.compensation,
         mode: args.mode,
         target: args.target,
         batch: args.calibration.batch,
+        repair: args.repair,
+    };
+    let allocation = match global {
+        Some(budget) => {
+            let bar = progress::bar(model.links().len(), "allocating", "layers");
+            let profile = Profile::new(&model, &calib, &val, &pre, &settings, args.allocate, |done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            let chosen = profile.allocate(&model, budget)?;
+            settings.widths = Widths::PerLayer(chosen.widths.clone());
+            Some(chosen)
+        }
+        None => None,
     };
     let bar = progress::bar(model.links().len(), "squeezing", "layers");
     let outcome = compress(&model, &calib, &pre, &settings, |done, _| bar.set_position(done as u64))?;
@@ -84,7 +133,8 @@ pub fn run(args: Args) -> Result<()> {
     let dtype = if args.f16 { StorageDtype::F16 } else { StorageDtype::F32 };
     save(&squeezed, &args.output, dtype)?;
     let manifest_path = args.output.with_extension("json");
-    let summary = summary(&model, &outcome, &settings, &format!("{spec}"), calib.len(), &args.output)?;
+    let data = Data { dataset: spec.to_string(), calibration: calib.len(), validation: val.len() };
+    let summary = summary(&model, &outcome, &settings, &budget, allocation.as_ref(), &data, &args.output)?;
     sq_io::write_atomic(&manifest_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
 
     if args.json {
@@ -97,12 +147,21 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// The manifest: settings, sizes before/after, per-layer outcome and the replayable selection.
+/// The images a squeeze looked at: calibration (first of the training
+/// split) and, for a global budget, validation (last of it).
+struct Data {
+    dataset: String,
+    calibration: usize,
+    validation: usize,
+}
+
 fn summary(
     model: &Model,
     outcome: &Outcome,
     settings: &Settings,
-    dataset: &str,
-    images: usize,
+    budget: &ModelBudget,
+    allocation: Option<&Allocation>,
+    data: &Data,
     output: &Path,
 ) -> Result<Value> {
     let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
@@ -111,8 +170,11 @@ fn summary(
     Ok(json!({
         "output": output,
         "bytes": bytes,
+        "budget": budget,
         "settings": settings,
-        "calibration": { "dataset": dataset, "split": "train", "images": images },
+        "calibration": { "dataset": data.dataset, "split": "train", "images": data.calibration, "from": "start" },
+        "validation": { "dataset": data.dataset, "split": "train", "images": data.validation, "from": "end" },
+        "allocation": allocation,
         "params": { "before": p0, "after": p1, "ratio": p0 as f64 / p1 as f64 },
         "flops": { "before": f0, "after": f1, "ratio": f0 as f64 / f1 as f64 },
         "layers": outcome.layers,

@@ -67,12 +67,26 @@ pub struct CalibrationArgs {
 }
 
 impl CalibrationArgs {
-    /// Loads the calibration images and the preprocessing `model` expects for them.
-    pub fn load(&self, data: &DataArgs, model: &Model) -> Result<(DatasetSpec, Dataset, Preprocess)> {
-        let (spec, mut images) = data.load(Split::Train)?;
-        images.truncate(self.calib);
-        let pre = data.preprocess(model, &images)?;
-        Ok((spec, images, pre))
+    /// Loads the calibration images (the first `--calib` of the training
+    /// split), `validation` images held out from its end, and the
+    /// preprocessing `model` expects for them.
+    pub fn load(
+        &self,
+        data: &DataArgs,
+        model: &Model,
+        validation: usize,
+    ) -> Result<(DatasetSpec, Dataset, Dataset, Preprocess)> {
+        let (spec, train) = data.load(Split::Train)?;
+        anyhow::ensure!(
+            self.calib + validation <= train.len(),
+            "--calib {} and --val {validation} overlap: the training split of {spec} has only {} images",
+            self.calib,
+            train.len()
+        );
+        let calib = train.slice(0..self.calib);
+        let val = train.slice(train.len() - validation..train.len());
+        let pre = data.preprocess(model, &calib)?;
+        Ok((spec, calib, val, pre))
     }
 }
 

@@ -6,7 +6,6 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 use sq_report::plot::{line_chart, Axes, Series};
-use sq_select::Tau;
 
 /// The paper's VGG-16 figures, quoted for comparison (Ozen & Orailoglu 2020).
 pub const PAPER_PARAMS_RATIO: f64 = 4.9;
@@ -14,6 +13,9 @@ pub const PAPER_PARAMS_RATIO: f64 = 4.9;
 pub const PAPER_SPEEDUP: f64 = 3.4;
 /// The largest top-1 drop, in percentage points, that counts as negligible for the headline.
 pub const NEGLIGIBLE_DROP_PP: f64 = 0.5;
+/// The `allocator` of rows that follow the paper's rule: every producer
+/// keeps `k(tau)` units of the statistics of the already-squeezed prefix.
+pub const PAPER_RULE: &str = "k(tau)";
 
 /// Where and when the run happened.
 #[derive(Serialize)]
@@ -37,17 +39,22 @@ pub struct Original {
     pub bytes: u64,
     /// Top-1 on the test images.
     pub top1: f64,
-    /// Median latency at batch 1 (interleaved with the method at the first tau).
+    /// Median over all interleaved pairs of its latency at batch 1.
     pub latency_b1_ms: f64,
-    /// Median latency at batch 64.
+    /// The same at batch 64.
     pub latency_b64_ms: f64,
 }
 
 /// One squeezed model.
 #[derive(Clone, Serialize)]
 pub struct Row {
-    /// Retained-variance target that set the widths.
-    pub tau: Tau,
+    /// The budget: `tau:T` (the paper's rule) or `params:Rx` / `flops:Rx`.
+    pub budget: String,
+    /// How the widths were chosen: [`PAPER_RULE`], or a global allocator
+    /// (`uniform`, `variance`, `measured`).
+    pub allocator: String,
+    /// The retained-variance target, for the paper's rule and the uniform allocator.
+    pub tau: Option<f64>,
     /// Selection strategy.
     pub select: String,
     /// Compensation.
@@ -81,12 +88,22 @@ pub struct Row {
 }
 
 impl Row {
-    /// The method of the paper (and the default of `squeeze compress`).
-    pub fn is_method(&self) -> bool {
-        self.select == "eliminate" && self.compensate == "lstsq"
+    /// Whether the units were chosen from the statistics with compensation
+    /// (the method and `qr`), as opposed to a magnitude or random baseline.
+    pub fn is_information_based(&self) -> bool {
+        matches!(self.select.as_str(), "eliminate" | "qr") && self.compensate == "lstsq"
     }
+
     fn strategy(&self) -> String {
         format!("{}+{}", self.select, self.compensate)
+    }
+
+    /// The line of the Pareto plots this row belongs to.
+    fn series(&self) -> String {
+        match self.allocator.as_str() {
+            PAPER_RULE => format!("{PAPER_RULE} {}", self.strategy()),
+            allocator => format!("{allocator} allocation, {}", self.strategy()),
+        }
     }
 }
 
@@ -99,7 +116,7 @@ pub struct Results {
     pub date: String,
     /// Git commit of the code.
     pub commit: String,
-    /// The settings of the run (weights, dataset, calibration, test images, taus).
+    /// The settings of the run (weights, dataset, calibration, validation, test images, taus, budgets).
     pub settings: serde_json::Value,
     /// Names of the producers, in the order of every row's `widths`.
     pub producers: Vec<String>,
@@ -107,34 +124,52 @@ pub struct Results {
     pub original_widths: Vec<usize>,
     /// The original model.
     pub original: Original,
-    /// One row per (tau, strategy).
+    /// One row per squeezed model.
     pub rows: Vec<Row>,
-    /// The row with the largest params ratio whose drop is at most 0.5 pp.
-    pub headline: Option<Row>,
+    /// The information-based row with the largest params ratio whose drop is at most 0.5 pp.
+    pub smallest: Option<Row>,
+    /// The information-based row with the largest batch-64 speedup whose drop is at most 0.5 pp.
+    pub fastest: Option<Row>,
 }
 
 impl Results {
-    /// The headline: among all rows with a drop of at most 0.5 pp, the
-    /// smallest model (the method's row first when several tie).
-    pub fn pick_headline(rows: &[Row]) -> Option<Row> {
+    /// Among the information-based rows whose top-1 drop is at most 0.5 pp,
+    /// the one with the largest `key`.
+    pub fn pick(rows: &[Row], key: impl Fn(&Row) -> f64) -> Option<Row> {
         rows.iter()
-            .filter(|r| r.drop_pp <= NEGLIGIBLE_DROP_PP)
-            .max_by(|a, b| a.params_ratio.total_cmp(&b.params_ratio).then(a.is_method().cmp(&b.is_method())))
+            .filter(|r| r.is_information_based() && r.drop_pp <= NEGLIGIBLE_DROP_PP)
+            .max_by(|a, b| key(a).total_cmp(&key(b)))
             .cloned()
     }
 
-    /// The headline sentence printed at the end of the run.
+    /// The headline sentences printed at the end of the run.
     pub fn headline_text(&self) -> String {
-        match &self.headline {
+        let describe = |what: &str, h: &Option<Row>| {
+            match h {
             Some(h) => format!(
-                "headline: VGG-16 {:.2}x smaller ({:.2}x fewer FLOPs), {:.2}x faster at batch 64 ({:.2}x at batch 1), top-1 {:.2}% -> {:.2}% ({:+.2} pp) with {} at tau {} — paper: {PAPER_PARAMS_RATIO}x smaller, {PAPER_SPEEDUP}x faster",
-                h.params_ratio, h.flops_ratio, h.speedup_b64, h.speedup_b1, 100.0 * self.original.top1, 100.0 * h.top1, -h.drop_pp, h.strategy(), h.tau
+                "headline ({what} within {NEGLIGIBLE_DROP_PP} pp): VGG-16 {:.2}x smaller, {:.2}x fewer FLOPs, {:.2}x faster at batch 64 ({:.2}x at batch 1), top-1 {:.2}% -> {:.2}% ({:+.2} pp), {} {}, {}",
+                h.params_ratio,
+                h.flops_ratio,
+                h.speedup_b64,
+                h.speedup_b1,
+                100.0 * self.original.top1,
+                100.0 * h.top1,
+                -h.drop_pp,
+                h.budget,
+                h.allocator,
+                h.strategy()
             ),
-            None => format!("headline: no setting of the method kept the top-1 drop within {NEGLIGIBLE_DROP_PP} pp; see table.md"),
+            None => format!("headline ({what}): no information-based model kept the top-1 drop within {NEGLIGIBLE_DROP_PP} pp"),
         }
+        };
+        format!(
+            "{}\n{}\npaper (Ozen & Orailoglu 2020, VGG-16 on CIFAR-10): {PAPER_PARAMS_RATIO}x smaller, {PAPER_SPEEDUP}x faster, negligible loss",
+            describe("smallest", &self.smallest),
+            describe("fastest", &self.fastest)
+        )
     }
 
-    /// The paper-style table, as Markdown.
+    /// The results table, as Markdown.
     pub fn table_markdown(&self) -> String {
         let mut s = String::new();
         let o = &self.original;
@@ -144,11 +179,11 @@ impl Results {
             "{} on {} ({} cores), commit {}, {}\n",
             self.date, self.machine.cpu, self.machine.cores, self.commit, self.settings
         );
-        let _ = writeln!(s, "| tau | select + compensate | params | params ratio | FLOPs (MAC) | FLOP ratio | MB | top-1 | drop (pp) | b1 ms | b1 speedup | b64 ms | b64 speedup |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "| budget | widths | select + compensate | params | params ratio | FLOPs (MAC) | FLOP ratio | MB | top-1 | drop (pp) | b1 ms | b1 speedup | b64 ms | b64 speedup |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let _ = writeln!(
             s,
-            "| - | original | {} | 1.00x | {:.1}M | 1.00x | {:.1} | {:.2}% | - | {:.2} | 1.00x | {:.1} | 1.00x |",
+            "| - | original | - | {} | 1.00x | {:.1}M | 1.00x | {:.1} | {:.2}% | - | {:.2} | 1.00x | {:.1} | 1.00x |",
             o.params,
             o.flops as f64 / 1e6,
             o.bytes as f64 / 1e6,
@@ -157,47 +192,73 @@ impl Results {
             o.latency_b64_ms
         );
         for r in &self.rows {
+            let widths = match (r.allocator.as_str(), r.tau) {
+                (PAPER_RULE, _) => PAPER_RULE.to_string(),
+                (allocator, Some(tau)) => format!("{allocator} (tau {tau:.4})"),
+                (allocator, None) => allocator.to_string(),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.2}x | {:.1}M | {:.2}x | {:.1} | {:.2}% | {:.2} | {:.2} | {:.2}x | {:.1} | {:.2}x |",
-                r.tau, r.strategy(), r.params, r.params_ratio, r.flops as f64 / 1e6, r.flops_ratio, r.bytes as f64 / 1e6,
-                100.0 * r.top1, r.drop_pp, r.latency_b1_ms, r.speedup_b1, r.latency_b64_ms, r.speedup_b64
+                "| {} | {} | {} | {} | {:.2}x | {:.1}M | {:.2}x | {:.1} | {:.2}% | {:.2} | {:.2} | {:.2}x | {:.1} | {:.2}x |",
+                r.budget,
+                widths,
+                r.strategy(),
+                r.params,
+                r.params_ratio,
+                r.flops as f64 / 1e6,
+                r.flops_ratio,
+                r.bytes as f64 / 1e6,
+                100.0 * r.top1,
+                r.drop_pp,
+                r.latency_b1_ms,
+                r.speedup_b1,
+                r.latency_b64_ms,
+                r.speedup_b64
             );
         }
-        let _ = writeln!(s, "| - | paper (Ozen & Orailoglu 2020, VGG-16) | - | {PAPER_PARAMS_RATIO}x | - | - | - | - | negligible | - | - | - | {PAPER_SPEEDUP}x |");
+        let _ = writeln!(
+            s,
+            "| - | paper (Ozen & Orailoglu 2020, VGG-16, CIFAR-10) | - | - | {PAPER_PARAMS_RATIO}x | - | - | - | - | negligible | - | - | - | {PAPER_SPEEDUP}x |"
+        );
         let _ = writeln!(s, "\n{}", self.headline_text());
         s
     }
 
-    /// `pareto.svg`: top-1 against params ratio, one line per strategy.
+    /// `pareto.svg`: top-1 against params ratio, one line per allocation
+    /// and strategy, with the paper's point marked.
     pub fn plot_pareto(&self, path: &Path) -> Result<()> {
-        let mut strategies: Vec<String> = self.rows.iter().map(Row::strategy).collect();
-        strategies.sort();
-        strategies.dedup();
-        let series: Vec<Series> = strategies
+        let mut names: Vec<String> = self.rows.iter().map(Row::series).collect();
+        names.sort();
+        names.dedup();
+        let original = 100.0 * self.original.top1;
+        let mut series: Vec<Series> = names
             .iter()
             .map(|name| {
-                let mut points: Vec<(f64, f64)> = vec![(1.0, 100.0 * self.original.top1)];
-                points.extend(
-                    self.rows.iter().filter(|r| &r.strategy() == name).map(|r| (r.params_ratio, 100.0 * r.top1)),
-                );
+                let mut points: Vec<(f64, f64)> = vec![(1.0, original)];
+                points
+                    .extend(self.rows.iter().filter(|r| &r.series() == name).map(|r| (r.params_ratio, 100.0 * r.top1)));
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Series { label: name.clone(), points }
             })
             .collect();
-        let max_ratio = self.rows.iter().map(|r| r.params_ratio).fold(1.0, f64::max);
-        let min_top1 = self.rows.iter().map(|r| 100.0 * r.top1).fold(100.0 * self.original.top1, f64::min);
+        series.push(Series {
+            label: format!("paper: {PAPER_PARAMS_RATIO}x smaller, negligible loss (CIFAR-10)"),
+            points: vec![(PAPER_PARAMS_RATIO, original)],
+        });
+        let max_ratio = self.rows.iter().map(|r| r.params_ratio).fold(PAPER_PARAMS_RATIO, f64::max);
+        let min_top1 = self.rows.iter().map(|r| 100.0 * r.top1).fold(original, f64::min);
         let axes = Axes {
             title: "Top-1 vs compression (no fine-tuning)".into(),
             x_label: "params ratio (original / squeezed)".into(),
             y_label: "top-1 on the test split (%)".into(),
             x_range: (1.0, max_ratio * 1.05),
-            y_range: ((min_top1 - 1.0).floor(), (100.0 * self.original.top1 + 0.5).ceil()),
+            y_range: ((min_top1 - 1.0).floor().max(0.0), (original + 0.5).ceil()),
         };
         Ok(line_chart(&axes, &series, path)?)
     }
 
-    /// `widths.svg`: per-producer widths of the original and of the method at every tau.
+    /// `widths.svg`: per-producer widths of the original, of the paper's
+    /// rule and of every measured allocation.
     pub fn plot_widths(&self, path: &Path) -> Result<()> {
         let line = |label: String, widths: &[usize]| Series {
             label,
@@ -207,8 +268,9 @@ impl Results {
         series.extend(
             self.rows
                 .iter()
-                .filter(|r| r.is_method())
-                .map(|r| line(format!("eliminate+lstsq, tau {}", r.tau), &r.widths)),
+                .filter(|r| r.is_information_based() && (r.allocator == PAPER_RULE || r.allocator == "measured"))
+                .filter(|r| r.select == self.rows[0].select)
+                .map(|r| line(format!("{} {}", r.budget, r.allocator), &r.widths)),
         );
         let axes = Axes {
             title: format!(

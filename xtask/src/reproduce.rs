@@ -1,4 +1,17 @@
-//! `cargo xtask reproduce vgg16`: the paper's table, measured in one run.
+//! `cargo xtask reproduce vgg16`: the paper's table and global budgets, measured in one run.
+//!
+//! Two kinds of rows:
+//! * **the paper's rule**: every producer keeps `k(tau)` units of the
+//!   statistics of the already-squeezed prefix, for each `--taus`; the
+//!   baselines (qr, L1 with and without compensation) run at exactly the
+//!   method's widths, so they differ only in which units are kept;
+//! * **global budgets**: for each `--budgets` (e.g. `params:4.9x`) and each
+//!   `--allocators`, per-layer widths chosen on training images only
+//!   (`uniform`: one tau for every layer; `measured`: least KL divergence on
+//!   the validation slice), then the method at those widths.
+//!
+//! Every model is evaluated on the test split, and timed interleaved with
+//! the original in the same process.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,13 +27,13 @@ use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::eval::{evaluate, preprocess_for};
 use sq_models::transform::fold_batchnorm;
 use sq_models::Model;
-use sq_pipeline::{compress, Mode, Outcome, Settings, Widths};
+use sq_pipeline::{compress, Allocator, ModelBudget, Outcome, Profile, Settings, Widths};
 use sq_report::progress;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
 
 use crate::latency::{interleaved, median, Pair};
-use crate::report::{Machine, Original, Results, Row};
+use crate::report::{Machine, Original, Results, Row, PAPER_RULE};
 
 /// Flags of `cargo xtask reproduce vgg16`.
 #[derive(clap::Args, Debug)]
@@ -37,13 +50,22 @@ pub struct Args {
     /// Calibration images (first N of the training split) [default: 2000, --quick 256].
     #[arg(long)]
     calib: Option<usize>,
-    /// Retained-variance targets [default: 0.99,0.995,0.998,0.999; --quick 0.99,0.999].
+    /// Validation images for the allocation (last N of the training split) [default: 1000, --quick 64].
+    #[arg(long)]
+    val: Option<usize>,
+    /// Retained-variance targets of the paper's rule [default: 0.99,0.995; --quick 0.99].
     #[arg(long, value_delimiter = ',')]
     taus: Option<Vec<Tau>>,
+    /// Global budgets [default: params:3x,params:4x,params:4.9x,flops:2x,flops:3x,flops:3.4x; --quick params:4x].
+    #[arg(long, value_delimiter = ',')]
+    budgets: Option<Vec<ModelBudget>>,
+    /// How the global budgets are allocated [default: uniform,measured].
+    #[arg(long, value_delimiter = ',', default_value = "uniform,measured")]
+    allocators: Vec<Allocator>,
     /// Evaluate on only the first N test images [default: all; --quick 500].
     #[arg(long)]
     test_limit: Option<usize>,
-    /// Smoke test: small calibration and test subsets, two taus, 3 timed runs.
+    /// Smoke test: small calibration, validation and test subsets, one tau, one budget, 3 timed runs.
     #[arg(long)]
     quick: bool,
     /// Output directory.
@@ -64,14 +86,50 @@ pub struct Args {
 const BASELINES: [(Strategy, Compensation); 3] =
     [(Strategy::Qr, Compensation::Lstsq), (Strategy::L1, Compensation::None), (Strategy::L1, Compensation::Lstsq)];
 
+/// One squeezed model of the run, before evaluation.
+struct Squeezed {
+    budget: String,
+    allocator: String,
+    tau: Option<f64>,
+    strategy: Strategy,
+    compensation: Compensation,
+    outcome: Outcome,
+}
+
+/// Everything the rows are measured against.
+struct Bench<'a> {
+    original: &'a Model,
+    original_folded: Model,
+    original_top1: f64,
+    test: &'a Dataset,
+    pre: &'a Preprocess,
+    inputs: [Tensor; 2],
+    runs: usize,
+    out: &'a Path,
+    /// Latency of the original model, from every interleaved pair.
+    original_latency: [Vec<f64>; 2],
+}
+
 /// Runs the reproduction.
 pub fn run(args: Args) -> Result<()> {
     let calib_n = args.calib.unwrap_or(if args.quick { 256 } else { 2000 });
+    let val_n = args.val.unwrap_or(if args.quick { 64 } else { 1000 });
     let taus = match &args.taus {
         Some(taus) => taus.clone(),
         None => {
-            let defaults: &[f64] = if args.quick { &[0.99, 0.999] } else { &[0.99, 0.995, 0.998, 0.999] };
+            let defaults: &[f64] = if args.quick { &[0.99] } else { &[0.99, 0.995] };
             defaults.iter().map(|&t| Tau::new(t)).collect::<Result<_, _>>()?
+        }
+    };
+    let budgets = match &args.budgets {
+        Some(budgets) => budgets.clone(),
+        None => {
+            let defaults: &[&str] = if args.quick {
+                &["params:4x"]
+            } else {
+                &["params:3x", "params:4x", "params:4.9x", "flops:2x", "flops:3x", "flops:3.4x"]
+            };
+            defaults.iter().map(|b| b.parse()).collect::<Result<_, _>>()?
         }
     };
     let test_limit = args.test_limit.or(args.quick.then_some(500));
@@ -84,8 +142,15 @@ pub fn run(args: Args) -> Result<()> {
     };
     let original = checkpoint::load(&weights, None)?;
     let spec: DatasetSpec = args.dataset.parse()?;
-    let mut calib = spec.load(Split::Train).with_context(|| format!("loading {spec} (train split)"))?;
-    calib.truncate(calib_n);
+    let train = spec.load(Split::Train).with_context(|| format!("loading {spec} (train split)"))?;
+    anyhow::ensure!(
+        calib_n + val_n <= train.len(),
+        "--calib {calib_n} and --val {val_n} overlap: the training split has {} images",
+        train.len()
+    );
+    let calib = train.slice(0..calib_n);
+    let val = train.slice(train.len() - val_n..train.len());
+    drop(train);
     let mut test = spec.load(Split::Test).with_context(|| format!("loading {spec} (test split)"))?;
     if let Some(limit) = test_limit {
         test.truncate(limit);
@@ -94,54 +159,68 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(args.out.join("models")).with_context(|| format!("creating {}", args.out.display()))?;
 
     eprintln!("original: {} on {} test images", weights.display(), test.len());
-    let original_top1 = top1(&original, &test, &pre, "original", &MultiProgress::new())?;
-    let inputs = [timing_input(&original, &test, &pre, 1)?, timing_input(&original, &test, &pre, 64)?];
-    let original_folded = fold_batchnorm(&original)?;
-
+    let mut bench = Bench {
+        original: &original,
+        original_folded: fold_batchnorm(&original)?,
+        original_top1: top1(&original, &test, &pre, "original", &MultiProgress::new())?,
+        test: &test,
+        pre: &pre,
+        inputs: [timing_input(&original, &test, &pre, 1)?, timing_input(&original, &test, &pre, 64)?],
+        runs,
+        out: &args.out,
+        original_latency: [Vec::new(), Vec::new()],
+    };
     let mut rows = Vec::new();
-    let mut original_latency: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+
     for &tau in &taus {
-        eprintln!("tau {tau}: eliminate+lstsq (the method)");
-        let method = squeeze(
+        eprintln!("tau {tau}: the paper's rule, {} and baselines", method_name());
+        let budget = ModelBudget::Tau(tau);
+        let squeezed = squeeze(&original, &calib, &pre, method(Widths::Uniform(Budget::Tau(tau))))?;
+        let widths: BTreeMap<String, usize> = squeezed.layers.iter().map(|l| (l.name.clone(), l.k)).collect();
+        let mut group = vec![paper(budget, tau, squeezed)];
+        for (strategy, compensation) in BASELINES {
+            let settings = Settings { strategy, compensation, ..method(Widths::PerLayer(widths.clone())) };
+            group.push(Squeezed {
+                strategy,
+                compensation,
+                ..paper(budget, tau, squeeze(&original, &calib, &pre, settings)?)
+            });
+        }
+        rows.extend(bench.measure(group)?);
+    }
+
+    for &allocator in &args.allocators {
+        eprintln!("profiling the original model for the {allocator} allocator");
+        let bar = progress::bar(original.links().len(), "profiling", "layers");
+        let profile = Profile::new(
             &original,
             &calib,
+            &val,
             &pre,
-            Settings { widths: Widths::Uniform(Budget::Tau(tau)), ..Settings::default() },
+            &method(Widths::PerLayer(BTreeMap::new())),
+            allocator,
+            |d, _| bar.set_position(d as u64),
         )?;
-        // All rows of one tau share these widths, hence these shapes and this latency.
-        let folded = fold_batchnorm(&method.model)?;
-        let mut pairs = Vec::new();
-        for (slot, x) in inputs.iter().enumerate() {
-            let pair = interleaved(&original_folded, &folded, x, 2, runs)?;
-            original_latency[slot].push(pair.a_ms);
-            pairs.push(pair);
-        }
-        let widths: BTreeMap<String, usize> = method.layers.iter().map(|l| (l.name.clone(), l.k)).collect();
-        let mut outcomes = vec![(Strategy::Eliminate, Compensation::Lstsq, method)];
-        for (strategy, compensation) in BASELINES {
-            eprintln!("tau {tau}: {strategy}+{compensation} at the method's widths");
-            let settings =
-                Settings { widths: Widths::PerLayer(widths.clone()), strategy, compensation, ..Settings::default() };
-            outcomes.push((strategy, compensation, squeeze(&original, &calib, &pre, settings)?));
-        }
-        let mut paths = Vec::new();
-        for (strategy, compensation, outcome) in &outcomes {
-            let path = args.out.join("models").join(format!("vgg16-tau{tau}-{strategy}-{compensation}.safetensors"));
-            checkpoint::save(&outcome.model, &path, StorageDtype::F32)?;
-            paths.push(path);
-        }
-        // The four models of one tau are evaluated concurrently: candle
-        // leaves part of each forward pass single-threaded, and two models
-        // in flight keep both cores busy.
-        let bars = MultiProgress::new();
-        let top1s = outcomes
-            .par_iter()
-            .map(|(strategy, compensation, outcome)| {
-                top1(&outcome.model, &test, &pre, &format!("tau{tau}-{strategy}-{compensation}"), &bars)
-            })
-            .collect::<Result<Vec<f64>>>()?;
-        for (((strategy, compensation, outcome), path), top1) in outcomes.iter().zip(&paths).zip(top1s) {
-            rows.push(row(&original, original_top1, tau, *strategy, *compensation, outcome, top1, path, &pairs)?);
+        bar.finish_and_clear();
+        for &budget in &budgets {
+            let ModelBudget::Ratio { resource, ratio } = budget else {
+                anyhow::bail!(
+                    "--budgets {budget}: a global budget is params:Rx or flops:Rx (use --taus for the paper's rule)"
+                );
+            };
+            let allocation = profile.allocate(&original, (resource, ratio))?;
+            eprintln!("{budget}, {allocator} allocation: {:?}", allocation.widths.values().collect::<Vec<_>>());
+            let outcome = squeeze(&original, &calib, &pre, method(Widths::PerLayer(allocation.widths)))?;
+            let (strategy, compensation) = (method_settings().strategy, method_settings().compensation);
+            let squeezed = Squeezed {
+                budget: budget.to_string(),
+                allocator: allocator.to_string(),
+                tau: allocation.tau,
+                strategy,
+                compensation,
+                outcome,
+            };
+            rows.extend(bench.measure(vec![squeezed])?);
         }
     }
 
@@ -152,7 +231,9 @@ pub fn run(args: Args) -> Result<()> {
         commit: commit(),
         settings: json!({
             "weights": weights, "dataset": spec.to_string(), "calibration_images": calib.len(),
-            "test_images": test.len(), "taus": taus, "timed_runs": runs, "mode": Mode::Sequential, "target": Settings::default().target,
+            "validation_images": val.len(), "validation": "the last images of the training split",
+            "test_images": test.len(), "taus": taus, "budgets": budgets, "allocators": args.allocators,
+            "timed_runs": runs, "method": method_settings(),
             "latency": "BatchNorm folded into the convs of both models; batch 1 and 64; median of interleaved runs after 2 warm-up runs; rows of one tau share one measurement (identical shapes)",
         }),
         original_widths: original.links().iter().map(|l| l.units()).collect(),
@@ -161,15 +242,15 @@ pub fn run(args: Args) -> Result<()> {
             params: original.param_count(),
             flops: original.macs(),
             bytes: file_size(&weights),
-            top1: original_top1,
-            latency_b1_ms: median(&mut original_latency[0]),
-            latency_b64_ms: median(&mut original_latency[1]),
+            top1: bench.original_top1,
+            latency_b1_ms: median(&mut bench.original_latency[0]),
+            latency_b64_ms: median(&mut bench.original_latency[1]),
         },
-        headline: Results::pick_headline(&rows),
+        smallest: Results::pick(&rows, |r| r.params_ratio),
+        fastest: Results::pick(&rows, |r| r.speedup_b64),
         rows,
     };
-    let json_path = args.out.join("results.json");
-    write(&json_path, serde_json::to_string_pretty(&results)?.as_bytes())?;
+    write(&args.out.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
     let table = results.table_markdown();
     write(&args.out.join("table.md"), table.as_bytes())?;
     results.plot_pareto(&args.out.join("pareto.svg"))?;
@@ -177,6 +258,90 @@ pub fn run(args: Args) -> Result<()> {
     println!("{table}");
     println!("wrote {}/{{results.json, table.md, pareto.svg, widths.svg}}", args.out.display());
     Ok(())
+}
+
+/// The method's settings: the pipeline's defaults.
+fn method_settings() -> Settings {
+    Settings::default()
+}
+
+/// The method's settings with the given widths.
+fn method(widths: Widths) -> Settings {
+    Settings { widths, ..method_settings() }
+}
+
+/// `select+compensate` of the method, for messages.
+fn method_name() -> String {
+    let s = method_settings();
+    format!("{}+{}", s.strategy, s.compensation)
+}
+
+/// A row of the paper's rule at `tau`, squeezed by the method.
+fn paper(budget: ModelBudget, tau: Tau, outcome: Outcome) -> Squeezed {
+    let s = method_settings();
+    Squeezed {
+        budget: budget.to_string(),
+        allocator: PAPER_RULE.into(),
+        tau: Some(tau.get()),
+        strategy: s.strategy,
+        compensation: s.compensation,
+        outcome,
+    }
+}
+
+impl Bench<'_> {
+    /// Saves, evaluates and times a group of models of identical widths
+    /// (hence identical shapes and latency), returning their rows.
+    fn measure(&mut self, group: Vec<Squeezed>) -> Result<Vec<Row>> {
+        let folded = fold_batchnorm(&group[0].outcome.model)?;
+        let mut pairs = Vec::new();
+        for (slot, x) in self.inputs.iter().enumerate() {
+            let pair = interleaved(&self.original_folded, &folded, x, 2, self.runs)?;
+            self.original_latency[slot].push(pair.a_ms);
+            pairs.push(pair);
+        }
+        let mut paths = Vec::new();
+        for s in &group {
+            let name = format!("vgg16-{}-{}-{}-{}", s.budget, s.allocator, s.strategy, s.compensation).replace(':', "");
+            let path = self.out.join("models").join(format!("{name}.safetensors"));
+            checkpoint::save(&s.outcome.model, &path, StorageDtype::F32)?;
+            paths.push((name, path));
+        }
+        // The models of one group are evaluated concurrently: part of each
+        // forward pass is single-threaded, and two models in flight keep
+        // both cores busy.
+        let bars = MultiProgress::new();
+        let top1s = group
+            .par_iter()
+            .zip(&paths)
+            .map(|(s, (name, _))| top1(&s.outcome.model, self.test, self.pre, name, &bars))
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(group.iter().zip(&paths).zip(top1s).map(|((s, (_, path)), top1)| self.row(s, top1, path, &pairs)).collect())
+    }
+
+    fn row(&self, s: &Squeezed, top1: f64, path: &Path, latency: &[Pair]) -> Row {
+        let model = &s.outcome.model;
+        Row {
+            budget: s.budget.clone(),
+            allocator: s.allocator.clone(),
+            tau: s.tau,
+            select: s.strategy.to_string(),
+            compensate: s.compensation.to_string(),
+            widths: s.outcome.layers.iter().map(|l| l.k).collect(),
+            params: model.param_count(),
+            params_ratio: self.original.param_count() as f64 / model.param_count() as f64,
+            flops: model.macs(),
+            flops_ratio: self.original.macs() as f64 / model.macs() as f64,
+            bytes: file_size(path),
+            top1,
+            drop_pp: 100.0 * (self.original_top1 - top1),
+            latency_b1_ms: latency[0].b_ms,
+            latency_b64_ms: latency[1].b_ms,
+            speedup_b1: latency[0].speedup(),
+            speedup_b64: latency[1].speedup(),
+            checkpoint: path.display().to_string(),
+        }
+    }
 }
 
 fn squeeze(model: &Model, calib: &Dataset, pre: &Preprocess, settings: Settings) -> Result<Outcome> {
@@ -202,39 +367,6 @@ fn timing_input(model: &Model, test: &Dataset, pre: &Preprocess, n: usize) -> Re
     anyhow::ensure!(x.device().same_device(&Device::Cpu), "timing runs on the CPU");
     model.forward(&x).context("the timing input does not fit the model")?;
     Ok(x)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn row(
-    original: &Model,
-    original_top1: f64,
-    tau: Tau,
-    strategy: Strategy,
-    compensation: Compensation,
-    outcome: &Outcome,
-    top1: f64,
-    path: &Path,
-    latency: &[Pair],
-) -> Result<Row> {
-    let model = &outcome.model;
-    Ok(Row {
-        tau,
-        select: strategy.to_string(),
-        compensate: compensation.to_string(),
-        widths: outcome.layers.iter().map(|l| l.k).collect(),
-        params: model.param_count(),
-        params_ratio: original.param_count() as f64 / model.param_count() as f64,
-        flops: model.macs(),
-        flops_ratio: original.macs() as f64 / model.macs() as f64,
-        bytes: file_size(path),
-        top1,
-        drop_pp: 100.0 * (original_top1 - top1),
-        latency_b1_ms: latency[0].b_ms,
-        latency_b64_ms: latency[1].b_ms,
-        speedup_b1: latency[0].speedup(),
-        speedup_b64: latency[1].speedup(),
-        checkpoint: path.display().to_string(),
-    })
 }
 
 /// The repository root (this crate lives in `xtask/`).

@@ -29,20 +29,21 @@ fn quick_run_writes_complete_consistent_results() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("vgg16");
     let stdout = ok(&xtask(&["reproduce", "vgg16", "--quick", "--out", out_dir.to_str().unwrap()], &[]));
-    assert!(stdout.contains("headline:"), "{stdout}");
+    assert!(stdout.contains("headline (smallest") && stdout.contains("headline (fastest"), "{stdout}");
     for file in ["results.json", "table.md", "pareto.svg", "widths.svg"] {
         assert!(out_dir.join(file).is_file(), "{file} missing");
     }
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
-    for key in ["machine", "date", "commit", "original", "rows"] {
+    for key in ["machine", "date", "commit", "original", "rows", "smallest", "fastest"] {
         assert!(!results[key].is_null(), "results.json lacks {key}");
     }
     let original = &results["original"];
     let rows = results["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2 * 4, "2 taus x (method + 3 baselines)");
+    assert_eq!(rows.len(), 4 + 2, "1 tau x (method + 3 baselines) + 1 budget x 2 allocators");
     for row in rows {
         for key in [
-            "tau",
+            "budget",
+            "allocator",
             "select",
             "compensate",
             "widths",
@@ -74,9 +75,13 @@ fn quick_run_writes_complete_consistent_results() {
         assert!((row["drop_pp"].as_f64().unwrap() - drop).abs() < 1e-9);
     }
     // Baselines run at exactly the method's widths.
-    for tau_rows in rows.chunks(4) {
-        assert_eq!(tau_rows[0]["select"], "eliminate");
-        assert!(tau_rows.iter().all(|r| r["widths"] == tau_rows[0]["widths"]));
+    let paper: Vec<&Value> = rows.iter().filter(|r| r["allocator"] == "k(tau)").collect();
+    assert_eq!(paper.len(), 4);
+    assert!(paper.iter().all(|r| r["widths"] == paper[0]["widths"] && r["budget"] == "tau:0.99"));
+    // The global budget is met: at most a quarter of the parameters.
+    for row in rows.iter().filter(|r| r["budget"] == "params:4x") {
+        assert!(row["params"].as_f64().unwrap() * 4.0 <= original["params"].as_f64().unwrap(), "{row}");
+        assert!(["uniform", "measured"].contains(&row["allocator"].as_str().unwrap()), "{row}");
     }
     let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
     assert!(table.contains("paper") && table.contains("4.9x") && table.contains("eliminate+lstsq"));
@@ -145,8 +150,12 @@ fn hub_cache_and_cifar10_run_offline() {
         &dataset,
         "--calib",
         "64",
+        "--val",
+        "16",
         "--taus",
         "0.9",
+        "--budgets",
+        "params:2x",
         "--runs",
         "1",
         "--out",
@@ -162,5 +171,5 @@ fn hub_cache_and_cifar10_run_offline() {
     ok(&out);
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["settings"]["test_images"], 24);
-    assert_eq!(results["rows"].as_array().unwrap().len(), 4);
+    assert_eq!(results["rows"].as_array().unwrap().len(), 4 + 2);
 }

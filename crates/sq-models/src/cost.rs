@@ -45,6 +45,31 @@ impl Model {
     }
 }
 
+impl Layer {
+    /// Parameters and multiply-accumulates per image this layer would have
+    /// if it read `units_in` units (input channels, or features for a linear
+    /// layer) and, for a conv or linear layer, wrote `units_out`, at
+    /// `positions` output positions: the cost of a narrower version of it,
+    /// without building one. Unit-wise layers write as many units as they
+    /// read (BatchNorm stores four numbers per unit).
+    pub fn cost_at(&self, units_in: usize, units_out: usize, positions: usize) -> (usize, usize) {
+        match self {
+            Layer::Conv2d(conv) => {
+                let dims = conv.weight().dims();
+                let taps = dims[2] * dims[3];
+                let bias = if conv.bias().is_some() { units_out } else { 0 };
+                (units_out * units_in * taps + bias, units_out * units_in * taps * positions)
+            }
+            Layer::Linear(linear) => {
+                let bias = if linear.bias().is_some() { units_out } else { 0 };
+                (units_out * units_in + bias, units_out * units_in)
+            }
+            Layer::BatchNorm2d(_) => (4 * units_in, 0),
+            Layer::Relu | Layer::MaxPool2d { .. } | Layer::Flatten | Layer::Dropout => (0, 0),
+        }
+    }
+}
+
 /// MACs of `layer` given the shape it outputs.
 fn layer_macs(layer: &Layer, output: ActShape) -> usize {
     match layer {

@@ -20,8 +20,10 @@ use sq_capture::{capture, Frontier, LayerStats};
 use sq_linalg::Moments;
 use sq_models::dataset::{Dataset, Preprocess};
 use sq_models::{Link, Model};
-use sq_rewrite::{apply, plan, Compensation, Statistics};
-use sq_select::{select_layer, Budget, LayerSelection, Selection, Strategy, Tau};
+use sq_rewrite::{apply, consumer_gram, plan, Compensation, Statistics};
+use sq_select::{
+    eliminate_for_output, keep_count, retained_fraction, select_layer, Budget, LayerSelection, Selection, Strategy, Tau,
+};
 
 use crate::error::{Error, Result};
 
@@ -56,6 +58,22 @@ serde_plain::derive_display_from_serialize!(Mode);
 serde_plain::derive_fromstr_from_deserialize!(Target, |e| -> Error { Error::Parse(e.to_string()) });
 serde_plain::derive_display_from_serialize!(Target);
 
+/// What the kept units of a producer should preserve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// The variance of the consumer's input (the paper's criterion).
+    #[default]
+    Input,
+    /// The variance of the consumer's output: each unit's unexplained
+    /// variance weighted by how strongly the consumer reads it
+    /// ([`sq_rewrite::consumer_gram`]); backward elimination only.
+    Output,
+}
+
+serde_plain::derive_fromstr_from_deserialize!(Objective, |e| -> Error { Error::Parse(e.to_string()) });
+serde_plain::derive_display_from_serialize!(Objective);
+
 /// How many units each producer keeps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -86,6 +104,8 @@ pub struct Settings {
     pub widths: Widths,
     /// Which units to keep.
     pub strategy: Strategy,
+    /// What the kept units should preserve.
+    pub objective: Objective,
     /// How the consumer makes up for the removed units.
     pub compensation: Compensation,
     /// Where the statistics come from.
@@ -95,6 +115,21 @@ pub struct Settings {
     pub target: Target,
     /// Images per forward pass while capturing.
     pub batch: usize,
+    /// After each cut, rescale every output unit of the consumer so that its
+    /// mean and variance on the calibration set match the original model's
+    /// (sequential mode).
+    pub repair: bool,
+}
+
+impl Settings {
+    /// The L1 filter norms of `model`'s producer at layer `producer`, if the
+    /// strategy needs them (only `l1` does).
+    pub(crate) fn l1_norms(&self, model: &Model, producer: usize) -> Result<Option<Vec<f64>>> {
+        match self.strategy {
+            Strategy::L1 => Ok(model.layers()[producer].unit_l1_norms().transpose().map_err(sq_models::Error::from)?),
+            _ => Ok(None),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -104,10 +139,12 @@ impl Default for Settings {
         Self {
             widths: Widths::Uniform(Budget::Tau(Tau::new(0.99).expect("0.99 is a valid tau"))),
             strategy: Strategy::Eliminate,
+            objective: Objective::Input,
             compensation: Compensation::Lstsq,
             mode: Mode::Sequential,
             target: Target::Current,
             batch: 64,
+            repair: false,
         }
     }
 }
@@ -152,6 +189,12 @@ pub fn compress(
     if calib.is_empty() {
         return Err(Error::NoCalibration);
     }
+    if settings.objective == Objective::Output && settings.strategy != Strategy::Eliminate {
+        return Err(Error::Unsupported(format!(
+            "the output objective needs the eliminate strategy, not {}",
+            settings.strategy
+        )));
+    }
     let links = model.links();
     let mut source = Source::new(model, calib, pre, settings)?;
     let mut current = model.clone();
@@ -159,8 +202,13 @@ pub fn compress(
     let mut layers = Vec::with_capacity(links.len());
     for (i, link) in links.iter().enumerate() {
         let statistics = source.next(&current, model, link)?;
-        let (next, selection, outcome) = cut(&current, link, statistics.as_statistics(), settings)?;
+        let (mut next, selection, outcome) = cut(&current, link, statistics.as_statistics(), settings)?;
         source.keep_units(selection.kept())?;
+        if settings.repair {
+            if let Source::Sequential { frontier, reference: Some(reference) } = &source {
+                next = repair(model, &next, link, reference, frontier)?;
+            }
+        }
         current = next;
         selections.push(selection);
         layers.push(outcome);
@@ -199,7 +247,7 @@ impl Source {
             Mode::Sequential => {
                 let batches = pre.batches(calib, settings.batch).collect::<std::result::Result<Vec<_>, _>>()?;
                 let frontier = Frontier::new(batches)?;
-                let reference = (settings.target == Target::Original).then(|| frontier.clone());
+                let reference = (settings.target == Target::Original || settings.repair).then(|| frontier.clone());
                 Source::Sequential { frontier, reference }
             }
             Mode::OnePass => {
@@ -248,10 +296,7 @@ fn cut(
 ) -> Result<(Model, LayerSelection, LayerOutcome)> {
     let name = model.name(link.producer);
     let budget = settings.widths.budget_for(&name)?;
-    let norms = match settings.strategy {
-        Strategy::L1 => model.layers()[link.producer].unit_l1_norms().transpose().map_err(sq_models::Error::from)?,
-        _ => None,
-    };
+    let norms = settings.l1_norms(model, link.producer)?;
     let n = link.units();
     let cov = match stats {
         Statistics::Current(m) => m.covariance()?,
@@ -260,7 +305,15 @@ fn cut(
             m.covariance()?.select(&current, &current)?
         }
     };
-    let selection = select_layer(name.clone(), &cov, budget, settings.strategy, norms.as_deref())?;
+    let selection = match settings.objective {
+        Objective::Input => select_layer(name.clone(), &cov, budget, settings.strategy, norms.as_deref())?,
+        Objective::Output => {
+            let k = keep_count(&cov, &budget)?;
+            let kept = eliminate_for_output(&cov, &consumer_gram(model, link)?, k)?;
+            let retained = retained_fraction(&cov, &kept)?;
+            LayerSelection::new(name.clone(), n, kept, settings.strategy, budget, retained)?
+        }
+    };
     let patch = plan(link, &name, selection.kept(), stats, settings.compensation)?;
     let outcome = LayerOutcome {
         name,
@@ -271,4 +324,45 @@ fn cut(
         ridge: patch.map.as_ref().map_or(0.0, |m| m.ridge),
     };
     Ok((apply(model, &patch)?, selection, outcome))
+}
+
+/// Per-unit mean and variance of the consumer's output of `link`, over all
+/// batches of activations at its tap, run through `model`.
+fn output_moments(model: &Model, link: &Link, frontier: &Frontier) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut sum: Vec<f64> = Vec::new();
+    let mut squares: Vec<f64> = Vec::new();
+    let mut count = 0usize;
+    for x in frontier.batches() {
+        let y = model.forward_range(x, link.tap..link.consumer + 1)?;
+        let units = y.dims()[1];
+        let per_unit = match y.rank() {
+            4 => y.transpose(0, 1).map_err(sq_models::Error::from)?.flatten_from(1).map_err(sq_models::Error::from)?,
+            _ => y.t().map_err(sq_models::Error::from)?,
+        };
+        let rows = per_unit.to_vec2::<f32>().map_err(sq_models::Error::from)?;
+        if sum.is_empty() {
+            sum = vec![0.0; units];
+            squares = vec![0.0; units];
+        }
+        for (u, row) in rows.iter().enumerate() {
+            sum[u] += row.iter().map(|&v| f64::from(v)).sum::<f64>();
+            squares[u] += row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+        }
+        count += rows.first().map_or(0, Vec::len);
+    }
+    let n = count.max(1) as f64;
+    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    let var = squares.iter().zip(&mean).map(|(q, m)| (q / n - m * m).max(0.0)).collect();
+    Ok((mean, var))
+}
+
+/// Rescales each output unit of `link`'s consumer in `squeezed` so that its
+/// mean and variance over the calibration set match `original`'s.
+fn repair(original: &Model, squeezed: &Model, link: &Link, reference: &Frontier, current: &Frontier) -> Result<Model> {
+    let (mean_o, var_o) = output_moments(original, link, reference)?;
+    let (mean_s, var_s) = output_moments(squeezed, link, current)?;
+    let scale: Vec<f64> =
+        var_o.iter().zip(&var_s).map(|(o, s)| if *s > 1e-12 * o.max(1e-30) { (o / s).sqrt() } else { 1.0 }).collect();
+    let shift: Vec<f64> = mean_o.iter().zip(&mean_s).zip(&scale).map(|((o, s), a)| o - a * s).collect();
+    Ok(sq_rewrite::rescale_outputs(squeezed, link.consumer, &scale, &shift)?)
 }

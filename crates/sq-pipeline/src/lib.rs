@@ -40,10 +40,16 @@
 //!   another strategy at identical widths.
 #![deny(missing_docs)]
 
+mod allocate;
 mod analysis;
+mod budget;
 mod compress;
 mod error;
+mod sensitivity;
 
+pub use allocate::{allocate, Allocation, CostModel, LossCurve, Profile};
 pub use analysis::{analyze, LayerReport};
-pub use compress::{compress, LayerOutcome, Mode, Outcome, Settings, Target, Widths};
+pub use budget::{ModelBudget, Resource};
+pub use compress::{compress, LayerOutcome, Mode, Objective, Outcome, Settings, Target, Widths};
 pub use error::{Error, Result};
+pub use sensitivity::{grid, measured_curves, variance_curves, Allocator};

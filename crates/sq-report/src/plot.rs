@@ -74,7 +74,7 @@ pub struct Axes {
     pub y_range: (f64, f64),
 }
 
-/// Draws `series` as lines with a legend and writes the chart to `path`
+/// Draws `series` as lines with a marker on every point and a legend, and writes the chart to `path`
 /// (`.svg` or `.png`) atomically.
 pub fn line_chart(axes: &Axes, series: &[Series], path: &Path) -> Result<(), PlotError> {
     let format = Format::of(path)?;
@@ -137,6 +137,9 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, axes: &Axes, series: &
             .map_err(|e| err(&e))?
             .label(&s.label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+        // A marker on every point, so that single points (and the measured
+        // points of a line) stand out.
+        chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(|e| err(&e))?;
     }
     chart
         .configure_series_labels()

@@ -204,6 +204,22 @@ impl Dataset {
         }
     }
 
+    /// A copy of the images with indices in `range` (clamped to the
+    /// dataset), in file order: e.g. a validation slice held out from the end
+    /// of the training split while calibration takes its start.
+    pub fn slice(&self, range: Range<usize>) -> Dataset {
+        let end = range.end.min(self.len());
+        let start = range.start.min(end);
+        Dataset {
+            name: self.name.clone(),
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            images: self.images[self.pixel_range(start..end)].to_vec(),
+            labels: self.labels[start..end].to_vec(),
+        }
+    }
+
     /// Byte range in `images` of the images with indices in `range`.
     fn pixel_range(&self, range: Range<usize>) -> Range<usize> {
         let image_len = self.channels * self.height * self.width;

@@ -1,0 +1,149 @@
+//! Per-layer loss curves for the allocation: how much squeezing one
+//! producer alone to each of a grid of widths costs.
+//!
+//! Two measures, both computed from the original model and its statistics
+//! (one producer cut at a time, everything else intact), and the paper's
+//! rule as the reference allocation:
+//!
+//! * [`Allocator::Uniform`]: no curve; one `tau` for every producer, the
+//!   largest whose widths `k(tau)` meet the budget.
+//! * [`Allocator::Variance`]: the share of the variance of the consumer's input
+//!   that the kept units cannot explain, `1 - V(S)/trace(C)`, from the
+//!   statistics alone. Free, but blind to how much each layer matters for
+//!   the output: a global threshold on discarded variance per unit of cost.
+//! * [`Allocator::Measured`]: the mean KL divergence between the original
+//!   model's predictions and those of the model with only that producer cut
+//!   and compensated, on validation images (training images held out from
+//!   calibration). Costs forward passes of the network after the producer,
+//!   from activations cached at its input.
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+use sq_capture::{Frontier, Stats};
+use sq_models::Model;
+use sq_rewrite::{apply, plan, Statistics};
+use sq_select::{select_layer, Budget};
+
+use crate::allocate::LossCurve;
+use crate::compress::Settings;
+use crate::error::{Error, Result};
+
+/// Fractions of a producer's width at which its loss is measured (the full
+/// width, loss 0, is always added). Dense at the small end, where the late,
+/// redundant layers of a network end up, and spread over the rest.
+const GRID: [f64; 13] = [0.02, 0.04, 0.0625, 0.09, 0.125, 0.1875, 0.25, 0.3125, 0.375, 0.5, 0.625, 0.75, 0.875];
+
+/// How a global budget is spread over the producers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    /// One retained-variance target for every producer (the paper's rule),
+    /// the largest that meets the budget.
+    Uniform,
+    /// Least summed unexplained variance share, from the statistics only.
+    Variance,
+    /// Least summed KL divergence of the predictions on validation
+    /// images, measured one producer at a time.
+    #[default]
+    Measured,
+}
+
+serde_plain::derive_fromstr_from_deserialize!(Allocator, |e| -> Error { Error::Parse(e.to_string()) });
+serde_plain::derive_display_from_serialize!(Allocator);
+
+/// The grid widths of a producer of `n` units, ascending, ending at `n`.
+pub fn grid(n: usize) -> Vec<usize> {
+    let mut widths: Vec<usize> = GRID.iter().map(|f| ((f * n as f64).ceil() as usize).clamp(1, n)).collect();
+    widths.push(n);
+    widths.dedup();
+    widths
+}
+
+/// Unexplained-variance curves of every producer in `stats` (captured on
+/// `model`), for the strategy of `settings`.
+pub fn variance_curves(model: &Model, stats: &Stats, settings: &Settings) -> Result<Vec<LossCurve>> {
+    let links = model.links();
+    links
+        .iter()
+        .zip(stats.layers())
+        .map(|(link, layer)| {
+            let cov = layer.moments.covariance()?;
+            let norms = settings.l1_norms(model, link.producer)?;
+            let points = grid(link.units())
+                .into_iter()
+                .map(|k| {
+                    let selection =
+                        select_layer(layer.name.clone(), &cov, Budget::Width(k), settings.strategy, norms.as_deref())?;
+                    Ok((k, 1.0 - selection.retained_variance()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            LossCurve::new(layer.name.clone(), link.units(), points)
+        })
+        .collect()
+}
+
+/// Measured curves: for every producer and grid width, the mean KL
+/// divergence from the original model's predictions on `val` (preprocessed
+/// batches) of the model with only that producer squeezed (strategy and
+/// compensation of `settings`, planned on `stats`). `progress(done, total)`
+/// counts producers.
+pub fn measured_curves(
+    model: &Model,
+    stats: &Stats,
+    val: Vec<Tensor>,
+    settings: &Settings,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<LossCurve>> {
+    let links = model.links();
+    let reference = val.iter().map(|x| log_softmax(&model.forward(x)?)).collect::<Result<Vec<_>>>()?;
+    let end = model.layers().len();
+    let mut frontier = Frontier::new(val)?;
+    let mut curves = Vec::with_capacity(links.len());
+    for (i, (link, layer)) in links.iter().zip(stats.layers()).enumerate() {
+        frontier.advance(model, link.producer)?;
+        let cov = layer.moments.covariance()?;
+        let norms = settings.l1_norms(model, link.producer)?;
+        let mut points = Vec::new();
+        for k in grid(link.units()) {
+            if k == link.units() {
+                points.push((k, 0.0));
+                continue;
+            }
+            let selection =
+                select_layer(layer.name.clone(), &cov, Budget::Width(k), settings.strategy, norms.as_deref())?;
+            let patch =
+                plan(link, &layer.name, selection.kept(), Statistics::Current(&layer.moments), settings.compensation)?;
+            let cut = apply(model, &patch)?;
+            let mut divergence = 0.0;
+            let mut images = 0;
+            for (x, p) in frontier.batches().iter().zip(&reference) {
+                let q = log_softmax(&cut.forward_range(x, link.producer..end)?)?;
+                divergence += kl_sum(p, &q);
+                images += p.len();
+            }
+            points.push((k, divergence / images.max(1) as f64));
+        }
+        curves.push(LossCurve::new(layer.name.clone(), link.units(), points)?);
+        progress(i + 1, links.len());
+    }
+    Ok(curves)
+}
+
+/// Row-wise log-softmax of `N x classes` logits, in f64.
+fn log_softmax(logits: &Tensor) -> Result<Vec<Vec<f64>>> {
+    let rows =
+        logits.to_dtype(candle_core::DType::F32).and_then(|t| t.to_vec2::<f32>()).map_err(sq_models::Error::from)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let log_sum = row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
+            row.into_iter().map(|v| v as f64 - log_sum).collect()
+        })
+        .collect())
+}
+
+/// `sum over rows of KL(p || q)` for rows of log-probabilities.
+fn kl_sum(p: &[Vec<f64>], q: &[Vec<f64>]) -> f64 {
+    p.iter().zip(q).map(|(p, q)| p.iter().zip(q).map(|(lp, lq)| lp.exp() * (lp - lq)).sum::<f64>()).sum()
+}

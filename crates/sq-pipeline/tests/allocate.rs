@@ -1,0 +1,152 @@
+//! Global budgets: the cost model is exact, the allocation never exceeds its
+//! budget and leaves no room for one more unit, it spends cuts where they
+//! cost least, and budget specs parse or fail cleanly.
+
+use proptest::prelude::*;
+use sq_models::synthetic::VggSpec;
+use sq_models::Arch;
+use sq_pipeline::{allocate, CostModel, LossCurve, ModelBudget, Resource};
+
+/// A VGG of family `arch` with the given conv widths and hidden sizes.
+fn vgg(arch: &str, widths: Vec<usize>, hidden: Vec<usize>, side: usize) -> sq_models::Model {
+    let arch: Arch = arch.parse().unwrap();
+    let mut classifier = hidden;
+    classifier.push(10);
+    VggSpec { arch, widths, in_channels: 3, input_side: side, classifier }.build(1).unwrap()
+}
+
+/// Strategy: a VGG-11 shape (8 convs, 1 or 2 hidden layers) and narrower widths for each producer.
+fn shapes() -> impl Strategy<Value = (bool, Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>)> {
+    (any::<bool>(), prop::collection::vec(1usize..12, 8), prop::collection::vec(1usize..20, 1..3)).prop_flat_map(
+        |(bn, widths, hidden)| {
+            let narrow_w = widths.iter().map(|&w| 1..=w).collect::<Vec<_>>();
+            let narrow_h = hidden.iter().map(|&h| 1..=h).collect::<Vec<_>>();
+            (Just(bn), Just(widths), Just(hidden), narrow_w, narrow_h)
+        },
+    )
+}
+
+fn curve(name: &str, width: usize, slope: f64) -> LossCurve {
+    let points = sq_pipeline::grid(width).into_iter().map(|k| (k, slope * (width - k) as f64 / width as f64)).collect();
+    LossCurve::new(name, width, points).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The cost model's total at any widths is exactly the parameter and MAC
+    /// count of a model built at those widths.
+    #[test]
+    fn cost_model_is_exact((bn, widths, hidden, narrow_w, narrow_h) in shapes(), side in prop::sample::select(vec![32usize, 64])) {
+        let arch = if bn { "vgg11_bn" } else { "vgg11" };
+        let full = vgg(arch, widths, hidden, side);
+        let small = vgg(arch, narrow_w.clone(), narrow_h.clone(), side);
+        let cost = CostModel::new(&full);
+        let at: Vec<usize> = narrow_w.into_iter().chain(narrow_h).collect();
+        prop_assert_eq!(cost.total(cost.widths(), Resource::Params), full.param_count());
+        prop_assert_eq!(cost.total(cost.widths(), Resource::Flops), full.macs());
+        prop_assert_eq!(cost.total(&at, Resource::Params), small.param_count());
+        prop_assert_eq!(cost.total(&at, Resource::Flops), small.macs());
+    }
+
+    /// Whatever the curves, the allocation stays within the budget, and
+    /// growing any producer by one unit would exceed it.
+    #[test]
+    fn allocation_meets_the_budget_exactly(
+        (bn, widths, hidden, _, _) in shapes(),
+        slopes in prop::collection::vec(0.0f64..5.0, 10),
+        ratio in 1.05f64..8.0,
+        flops: bool,
+    ) {
+        let model = vgg(if bn { "vgg11_bn" } else { "vgg11" }, widths, hidden, 32);
+        let cost = CostModel::new(&model);
+        let resource = if flops { Resource::Flops } else { Resource::Params };
+        let links = model.links();
+        let curves: Vec<LossCurve> =
+            links.iter().zip(slopes.iter().cycle()).map(|(l, &s)| curve(&model.name(l.producer), l.units(), s)).collect();
+        let limit = (cost.total(cost.widths(), resource) as f64 / ratio) as usize;
+        let smallest = cost.total(&vec![1; links.len()], resource);
+        match allocate(&cost, &curves, resource, limit) {
+            Ok(widths) => {
+                prop_assert!(cost.total(&widths, resource) <= limit);
+                for l in 0..widths.len() {
+                    prop_assert!(widths[l] >= 1 && widths[l] <= links[l].units());
+                    if widths[l] < links[l].units() {
+                        let mut grown = widths.clone();
+                        grown[l] += 1;
+                        prop_assert!(cost.total(&grown, resource) > limit, "producer {} could still grow", l);
+                    }
+                }
+            }
+            // Only when even one unit per producer does not fit.
+            Err(_) => prop_assert!(smallest > limit, "refused a reachable budget: {} <= {}", smallest, limit),
+        }
+    }
+}
+
+/// With one producer nearly free to cut and the others expensive, the
+/// allocation takes the cut there and leaves the others whole.
+#[test]
+fn allocation_cuts_where_it_costs_least() {
+    let model = vgg("vgg11_bn", vec![16; 8], vec![32], 32);
+    let cost = CostModel::new(&model);
+    let links = model.links();
+    let cheap = 5; // the sixth producer
+    let curves: Vec<LossCurve> = links
+        .iter()
+        .enumerate()
+        .map(|(l, link)| curve(&model.name(link.producer), link.units(), if l == cheap { 0.001 } else { 10.0 }))
+        .collect();
+    let full = cost.total(cost.widths(), Resource::Params);
+    let mut at = cost.widths().to_vec();
+    at[cheap] = 4;
+    let limit = cost.total(&at, Resource::Params);
+    assert!(limit < full);
+    let widths = allocate(&cost, &curves, Resource::Params, limit).unwrap();
+    assert_eq!(widths[cheap], 4, "{widths:?}");
+    for (l, (&k, link)) in widths.iter().zip(&links).enumerate() {
+        if l != cheap {
+            assert_eq!(k, link.units(), "producer {l} was cut: {widths:?}");
+        }
+    }
+}
+
+#[test]
+fn budgets_parse_and_print() {
+    for (text, printed) in [("params:4.9x", "params:4.9x"), ("flops:3.4", "flops:3.4x"), ("tau:0.99", "tau:0.99")] {
+        let budget: ModelBudget = text.parse().unwrap();
+        assert_eq!(budget.to_string(), printed);
+        assert_eq!(printed.parse::<ModelBudget>().unwrap(), budget);
+    }
+    assert_eq!(
+        "params:4.9x".parse::<ModelBudget>().unwrap(),
+        ModelBudget::Ratio { resource: Resource::Params, ratio: 4.9 }
+    );
+    for (bad, needle) in [
+        ("params:0x", "ratio must be above 1"),
+        ("params:0.5x", "ratio must be above 1"),
+        ("params:1x", "ratio must be above 1"),
+        ("flops:abc", "not a number"),
+        ("flops:infx", "ratio must be above 1"),
+        ("tau:1.5", "tau"),
+        ("size:2x", "expected tau:T, params:Rx or flops:Rx"),
+        ("4.9x", "expected"),
+    ] {
+        let err = bad.parse::<ModelBudget>().unwrap_err().to_string();
+        assert!(err.contains(needle), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn curves_must_be_ascending_and_end_at_the_full_width() {
+    assert!(LossCurve::new("a", 4, vec![(1, 1.0), (4, 0.0)]).is_ok());
+    assert!(LossCurve::new("a", 4, vec![(1, 1.0), (3, 0.0)]).is_err());
+    assert!(LossCurve::new("a", 4, vec![(2, 1.0), (2, 0.5), (4, 0.0)]).is_err());
+    assert!(LossCurve::new("a", 4, vec![(0, 1.0), (4, 0.0)]).is_err());
+    assert!(LossCurve::new("a", 4, vec![(1, f64::NAN), (4, 0.0)]).is_err());
+    let c = LossCurve::new("a", 10, vec![(2, 1.0), (6, 0.2), (10, 0.0)]).unwrap();
+    assert_eq!(c.loss_at(2), 1.0);
+    assert!((c.loss_at(4) - 0.6).abs() < 1e-12);
+    assert_eq!(c.loss_at(1), 1.0);
+    assert_eq!(c.loss_at(10), 0.0);
+}
