@@ -21,6 +21,8 @@ enum Command {
     Analyze(commands::analyze::Args),
     /// Squeeze a checkpoint in one shot and write the smaller one.
     Compress(commands::compress::Args),
+    /// Write a checkpoint as an ONNX file for deployment (BatchNorm folded, preprocessing in its metadata).
+    Export(commands::export::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Analyze(args) => commands::analyze::run(args),
         Command::Compress(args) => commands::compress::run(args),
+        Command::Export(args) => commands::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

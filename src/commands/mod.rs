@@ -3,4 +3,5 @@
 pub mod analyze;
 pub mod compress;
 pub mod eval;
+pub mod export;
 pub mod model_args;

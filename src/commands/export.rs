@@ -1,0 +1,107 @@
+//! `squeeze export`: write a checkpoint as an ONNX file for deployment.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use sq_export::{Batch, ExportOptions, OPSET};
+use sq_models::dataset::Preprocess;
+use sq_models::{ActShape, Model};
+
+use super::model_args::ModelArgs;
+
+/// Flags of `squeeze export`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output ONNX file.
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    /// Batch dimension of the input and output: a number of images, or `dynamic`.
+    #[arg(long, default_value = "dynamic")]
+    batch: Batch,
+    /// Height x width of the images before padding (`28x28`, or `28` for a square); by default that of the
+    /// checkpoint's `dataset` metadata (mnist, fashion-mnist: 28x28; cifar10: 32x32).
+    #[arg(long, value_parser = parse_size)]
+    image_size: Option<(usize, usize)>,
+    /// Per-channel normalisation mean (comma-separated), used when the checkpoint's metadata has none.
+    #[arg(long, value_delimiter = ',', requires = "std")]
+    mean: Option<Vec<f32>>,
+    /// Per-channel normalisation std (comma-separated), used when the checkpoint's metadata has none.
+    #[arg(long, value_delimiter = ',', requires = "mean")]
+    std: Option<Vec<f32>>,
+}
+
+/// Runs `squeeze export`.
+pub fn run(args: Args) -> Result<()> {
+    refuse_to_overwrite(&args.model.model, &args.output)?;
+    let model = args.model.load()?;
+    let ActShape::Map { c, h, w } = model.input_shape() else {
+        bail!("{}: the model's input is a vector of {}, not an image", args.model.model.display(), model.input_shape())
+    };
+    let preprocess = preprocessing(&model, &args, (h, w))?;
+    let (pad, mean, std) = (preprocess.pad(), preprocess.mean().to_vec(), preprocess.std().to_vec());
+    let options = ExportOptions { batch: args.batch, preprocess: Some(preprocess) };
+    sq_export::save(&model, &options, &args.output)
+        .with_context(|| format!("exporting {} to {}", args.model.model.display(), args.output.display()))?;
+
+    let batch = match args.batch {
+        Batch::Fixed(n) => n.to_string(),
+        Batch::Dynamic => sq_export::BATCH_DIM.to_string(),
+    };
+    println!("wrote {} (ONNX opset {OPSET}, BatchNorm folded)", args.output.display());
+    println!("input   `{}`: {batch} x {c} x {h} x {w} float32", sq_export::INPUT);
+    println!("output  `{}`: {batch} x {}", sq_export::OUTPUT, model.output_shape());
+    println!("feed    (pixel / 255 - mean {mean:?}) / std {std:?}, then {pad} pixels of border on every side");
+    Ok(())
+}
+
+/// The normalisation from the checkpoint's metadata (or `--mean`/`--std`)
+/// and the padding from the image size to the model's input size `input_hw`.
+fn preprocessing(model: &Model, args: &Args, input_hw: (usize, usize)) -> Result<Preprocess> {
+    let path = args.model.model.display();
+    let meta: HashMap<String, String> = model.metadata().clone().into_iter().collect();
+    let fallback = args.mean.clone().zip(args.std.clone());
+    let Some((mean, std)) = Preprocess::from_metadata(&meta).with_context(|| format!("{path}"))?.or(fallback) else {
+        bail!("{path}: the checkpoint's metadata has no normalize_mean/normalize_std; pass --mean and --std")
+    };
+    let dataset = meta.get("dataset").map(String::as_str);
+    let Some(image_hw) = args.image_size.or_else(|| dataset.and_then(dataset_image_size)) else {
+        bail!(
+            "{path}: the checkpoint's metadata names no dataset of known image size ({}); pass --image-size",
+            dataset.unwrap_or("no `dataset` entry")
+        )
+    };
+    Preprocess::new(mean, std, image_hw, input_hw).with_context(|| format!("{path}"))
+}
+
+/// Image size of the datasets squeeze reads, by the name a checkpoint's
+/// `dataset` metadata gives them.
+fn dataset_image_size(name: &str) -> Option<(usize, usize)> {
+    match name {
+        "mnist" | "fashion-mnist" => Some((28, 28)),
+        "cifar10" => Some((32, 32)),
+        _ => None,
+    }
+}
+
+/// Parses `HxW` or `S` (a square).
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    let size = match s.split_once('x') {
+        Some((h, w)) => parse(h).zip(parse(w)),
+        None => parse(s).map(|n| (n, n)),
+    };
+    size.ok_or_else(|| format!("invalid image size `{s}`: expected HxW or a side, e.g. 28x28 or 28"))
+}
+
+/// Errors if `output` is `input` itself (an existing file reached by another path counts too).
+fn refuse_to_overwrite(input: &Path, output: &Path) -> Result<()> {
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
+        if a == b {
+            bail!("{}: refusing to overwrite the input checkpoint; choose another -o", output.display());
+        }
+    }
+    Ok(())
+}
