@@ -17,12 +17,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sq_capture::{capture, Frontier, LayerStats};
-use sq_linalg::Moments;
+use sq_linalg::{Matrix, Moments};
 use sq_models::dataset::{Dataset, Preprocess};
 use sq_models::{Link, Model};
 use sq_rewrite::{apply, consumer_gram, plan, Compensation, Statistics};
 use sq_select::{
-    eliminate_for_output, keep_count, retained_fraction, select_layer, Budget, LayerSelection, Selection, Strategy, Tau,
+    eliminate_for_output, keep_count, retained_output_fraction, select_layer, Budget, LayerSelection, Selection,
+    Strategy, Tau,
 };
 
 use crate::error::{Error, Result};
@@ -122,12 +123,29 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The L1 filter norms of `model`'s producer at layer `producer`, if the
-    /// strategy needs them (only `l1` does).
-    pub(crate) fn l1_norms(&self, model: &Model, producer: usize) -> Result<Option<Vec<f64>>> {
-        match self.strategy {
-            Strategy::L1 => Ok(model.layers()[producer].unit_l1_norms().transpose().map_err(sq_models::Error::from)?),
-            _ => Ok(None),
+    /// Chooses the units `link`'s producer in `model` keeps under `budget`,
+    /// on the covariance `cov` of what its consumer reads, by the strategy
+    /// and objective of these settings. The retained variance recorded is
+    /// the share of the objective's variance (input or output) explained.
+    pub(crate) fn select(&self, model: &Model, link: &Link, cov: &Matrix, budget: Budget) -> Result<LayerSelection> {
+        let name = model.name(link.producer);
+        match self.objective {
+            Objective::Input => {
+                let norms = match self.strategy {
+                    Strategy::L1 => {
+                        model.layers()[link.producer].unit_l1_norms().transpose().map_err(sq_models::Error::from)?
+                    }
+                    _ => None,
+                };
+                Ok(select_layer(name, cov, budget, self.strategy, norms.as_deref())?)
+            }
+            Objective::Output => {
+                let weight = consumer_gram(model, link)?;
+                let k = keep_count(cov, &budget)?;
+                let kept = eliminate_for_output(cov, &weight, k)?;
+                let retained = retained_output_fraction(cov, &weight, &kept)?;
+                Ok(LayerSelection::new(name, link.units(), kept, self.strategy, budget, retained)?)
+            }
         }
     }
 }
@@ -296,7 +314,6 @@ fn cut(
 ) -> Result<(Model, LayerSelection, LayerOutcome)> {
     let name = model.name(link.producer);
     let budget = settings.widths.budget_for(&name)?;
-    let norms = settings.l1_norms(model, link.producer)?;
     let n = link.units();
     let cov = match stats {
         Statistics::Current(m) => m.covariance()?,
@@ -305,15 +322,7 @@ fn cut(
             m.covariance()?.select(&current, &current)?
         }
     };
-    let selection = match settings.objective {
-        Objective::Input => select_layer(name.clone(), &cov, budget, settings.strategy, norms.as_deref())?,
-        Objective::Output => {
-            let k = keep_count(&cov, &budget)?;
-            let kept = eliminate_for_output(&cov, &consumer_gram(model, link)?, k)?;
-            let retained = retained_fraction(&cov, &kept)?;
-            LayerSelection::new(name.clone(), n, kept, settings.strategy, budget, retained)?
-        }
-    };
+    let selection = settings.select(model, link, &cov, budget)?;
     let patch = plan(link, &name, selection.kept(), stats, settings.compensation)?;
     let outcome = LayerOutcome {
         name,

@@ -7,10 +7,11 @@
 //!
 //! * [`Allocator::Uniform`]: no curve; one `tau` for every producer, the
 //!   largest whose widths `k(tau)` meet the budget.
-//! * [`Allocator::Variance`]: the share of the variance of the consumer's input
-//!   that the kept units cannot explain, `1 - V(S)/trace(C)`, from the
-//!   statistics alone. Free, but blind to how much each layer matters for
-//!   the output: a global threshold on discarded variance per unit of cost.
+//! * [`Allocator::Variance`]: the share of the variance (of the consumer's
+//!   input, or of its output for the output objective) that the kept units
+//!   cannot explain, from the statistics alone. Free, but blind to how much
+//!   each layer matters for the network's output: a global threshold on
+//!   discarded variance per unit of cost.
 //! * [`Allocator::Measured`]: the mean KL divergence between the original
 //!   model's predictions and those of the model with only that producer cut
 //!   and compensated, on validation images (training images held out from
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sq_capture::{Frontier, Stats};
 use sq_models::Model;
 use sq_rewrite::{apply, plan, Statistics};
-use sq_select::{select_layer, Budget};
+use sq_select::Budget;
 
 use crate::allocate::LossCurve;
 use crate::compress::Settings;
@@ -68,14 +69,9 @@ pub fn variance_curves(model: &Model, stats: &Stats, settings: &Settings) -> Res
         .zip(stats.layers())
         .map(|(link, layer)| {
             let cov = layer.moments.covariance()?;
-            let norms = settings.l1_norms(model, link.producer)?;
             let points = grid(link.units())
                 .into_iter()
-                .map(|k| {
-                    let selection =
-                        select_layer(layer.name.clone(), &cov, Budget::Width(k), settings.strategy, norms.as_deref())?;
-                    Ok((k, 1.0 - selection.retained_variance()))
-                })
+                .map(|k| Ok((k, 1.0 - settings.select(model, link, &cov, Budget::Width(k))?.retained_variance())))
                 .collect::<Result<Vec<_>>>()?;
             LossCurve::new(layer.name.clone(), link.units(), points)
         })
@@ -102,15 +98,13 @@ pub fn measured_curves(
     for (i, (link, layer)) in links.iter().zip(stats.layers()).enumerate() {
         frontier.advance(model, link.producer)?;
         let cov = layer.moments.covariance()?;
-        let norms = settings.l1_norms(model, link.producer)?;
         let mut points = Vec::new();
         for k in grid(link.units()) {
             if k == link.units() {
                 points.push((k, 0.0));
                 continue;
             }
-            let selection =
-                select_layer(layer.name.clone(), &cov, Budget::Width(k), settings.strategy, norms.as_deref())?;
+            let selection = settings.select(model, link, &cov, Budget::Width(k))?;
             let patch =
                 plan(link, &layer.name, selection.kept(), Statistics::Current(&layer.moments), settings.compensation)?;
             let cut = apply(model, &patch)?;

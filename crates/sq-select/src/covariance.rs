@@ -34,6 +34,39 @@ pub fn retained_fraction(cov: &Matrix, kept: &[usize]) -> Result<f64> {
     Ok(if total > 0.0 { (explained / total).clamp(0.0, 1.0) } else { 1.0 })
 }
 
+/// The variance of the consumer's output that the kept units explain, for
+/// the output-weighted objective of
+/// [`eliminate_for_output`](crate::eliminate_for_output):
+/// `trace(Q C[:,S] C[S,S]^-1 C[S,:])`, with `Q` (`n x n`) how strongly the
+/// consumer reads each pair of units. `Q = I` gives [`explained_variance`].
+pub fn explained_output_variance(cov: &Matrix, weight: &Matrix, kept: &[usize]) -> Result<f64> {
+    let n = check(cov)?;
+    if weight.rows() != n || weight.cols() != n {
+        return Err(
+            sq_linalg::Error::DimensionMismatch { what: "output weight", expected: n, found: weight.rows() }.into()
+        );
+    }
+    if kept.is_empty() {
+        return Ok(0.0);
+    }
+    let all: Vec<usize> = (0..n).collect();
+    let c_sa = cov.select(kept, &all)?;
+    let x = solve_spd(&cov.select(kept, kept)?, &c_sa)?.x;
+    // trace(Q C[:,S] X) = sum over (s, i) of (C[S,:] Q)[s,i] X[s,i].
+    let z = c_sa.matmul(weight)?;
+    Ok(z.as_slice().iter().zip(x.as_slice()).map(|(z, x)| z * x).sum())
+}
+
+/// The fraction of the consumer's output variance that `kept` explains,
+/// [`explained_output_variance`] over `trace(Q C)`, clamped to `[0, 1]`;
+/// `1.0` when the consumer's output has no variance.
+pub fn retained_output_fraction(cov: &Matrix, weight: &Matrix, kept: &[usize]) -> Result<f64> {
+    let explained = explained_output_variance(cov, weight, kept)?;
+    // trace(Q C) for symmetric Q and C is the sum of their entrywise product.
+    let total: f64 = cov.as_slice().iter().zip(weight.as_slice()).map(|(c, q)| c * q).sum();
+    Ok(if total > 0.0 { (explained / total).clamp(0.0, 1.0) } else { 1.0 })
+}
+
 /// Checks that `cov` is a finite square matrix and returns its size.
 pub(crate) fn check(cov: &Matrix) -> Result<usize> {
     if cov.rows() != cov.cols() {

@@ -74,7 +74,7 @@ mod selection;
 mod strategy;
 
 pub use budget::{keep_count, Budget, Tau};
-pub use covariance::{explained_variance, retained_fraction};
+pub use covariance::{explained_output_variance, explained_variance, retained_fraction, retained_output_fraction};
 pub use elimination::{elimination_order, Removal};
 pub use error::{Error, LayerDefect, Result};
 pub use selection::{select_layer, LayerSelection, Selection};
