@@ -34,8 +34,9 @@ pub enum Error {
     /// Two sets of statistics do not describe the same layers.
     #[error("cannot merge statistics: {0}")]
     Mismatch(String),
-    /// A statistics file could not be read.
-    #[error("{path}: {source}")]
+    /// A statistics file could not be read; the I/O error is the
+    /// [`source`](std::error::Error::source).
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -46,7 +47,7 @@ pub enum Error {
     #[error(transparent)]
     Write(#[from] sq_io::Error),
     /// A statistics file is malformed.
-    #[error("{path}: not a squeeze statistics file: {message}")]
+    #[error("{}: not a squeeze statistics file: {message}", path.display())]
     Format {
         /// The file.
         path: PathBuf,

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 /// checkpoints knows which one is broken.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
+    /// The file could not be read (missing, a directory, unreadable); the
+    /// I/O error is the [`source`](std::error::Error::source).
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
@@ -17,7 +18,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not a valid safetensors file (truncated, corrupt header, ...).
-    #[error("{path}: not a valid safetensors checkpoint: {message}")]
+    #[error("{}: not a valid safetensors checkpoint: {message}", path.display())]
     Safetensors {
         /// The file involved.
         path: PathBuf,
@@ -25,7 +26,7 @@ pub enum Error {
         message: String,
     },
     /// A tensor the architecture needs is absent.
-    #[error("{path}: missing tensor `{key}`")]
+    #[error("{}: missing tensor `{key}`", path.display())]
     MissingTensor {
         /// The file involved.
         path: PathBuf,
@@ -33,7 +34,7 @@ pub enum Error {
         key: String,
     },
     /// A tensor has a shape that does not fit the architecture.
-    #[error("{path}: tensor `{key}` has shape {found:?}, expected {expected}")]
+    #[error("{}: tensor `{key}` has shape {found:?}, expected {expected}", path.display())]
     TensorShape {
         /// The file involved.
         path: PathBuf,
@@ -45,7 +46,7 @@ pub enum Error {
         found: Vec<usize>,
     },
     /// A tensor is stored in a dtype we cannot compute with.
-    #[error("{path}: tensor `{key}` has unsupported dtype {dtype} (expected F32, F16 or BF16)")]
+    #[error("{}: tensor `{key}` has unsupported dtype {dtype} (expected F32, F16 or BF16)", path.display())]
     UnsupportedDtype {
         /// The file involved.
         path: PathBuf,
