@@ -55,8 +55,40 @@ pub enum Error {
         /// The dtype found.
         dtype: String,
     },
+    /// A tensor holds NaN or infinite values (read from a checkpoint, or
+    /// about to be written to one).
+    #[error("{}: tensor `{key}` has {count} NaN or infinite values", path.display())]
+    NonFinite {
+        /// The file involved.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// How many of its values are not finite.
+        count: usize,
+    },
+    /// A checkpoint holds tensors that no layer reads.
+    #[error("{}: unknown tensors {}: they belong to no conv, BatchNorm or linear layer of a VGG", path.display(), .keys.join(", "))]
+    UnknownTensors {
+        /// The file involved.
+        path: PathBuf,
+        /// The keys no layer uses.
+        keys: Vec<String>,
+    },
+    /// The model's outputs are NaN or infinite although its weights are
+    /// finite: they overflow `f32` on this input.
+    #[error("the model's outputs for image {image} are NaN or infinite (its weights overflow float32 on this input)")]
+    NonFiniteOutput {
+        /// Index of the first such image.
+        image: usize,
+    },
+    /// The model and the dataset do not fit together.
+    #[error("{message}")]
+    Mismatch {
+        /// What does not fit, in words.
+        message: String,
+    },
     /// The keys of the checkpoint do not describe a VGG network we understand.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", path.display())]
     Layout {
         /// The file involved.
         path: PathBuf,
