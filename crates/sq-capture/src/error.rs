@@ -17,6 +17,13 @@ pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The tensor a consumer reads holds NaN or infinite values: the
+    /// weights overflow `f32` on these inputs.
+    #[error("the activations read by the consumer of `{layer}` contain NaN or infinite values (the weights overflow float32 on these images)")]
+    NonFinite {
+        /// The producer whose consumer's input is not finite.
+        layer: String,
+    },
     /// A tensor is neither `N x C x H x W` nor `N x F`, so it has no units.
     #[error("cannot take unit statistics of a tensor of shape {0:?}")]
     Rank(Vec<usize>),
