@@ -152,15 +152,19 @@ pub fn compress(
     if calib.is_empty() {
         return Err(Error::NoCalibration);
     }
+    if let Widths::PerLayer(widths) = &settings.widths {
+        crate::preflight::check_widths(model, widths)?;
+    }
     let links = model.links();
     let mut source = Source::new(model, calib, pre, settings)?;
     let mut current = model.clone();
     let mut selections = Vec::with_capacity(links.len());
     let mut layers = Vec::with_capacity(links.len());
     for (i, link) in links.iter().enumerate() {
-        let statistics = source.next(&current, model, link)?;
-        let (next, selection, outcome) = cut(&current, link, statistics.as_statistics(), settings)?;
-        source.keep_units(selection.kept())?;
+        let at = |e: Error| Error::Layer { layer: model.name(link.producer), source: Box::new(e) };
+        let statistics = source.next(&current, model, link).map_err(at)?;
+        let (next, selection, outcome) = cut(&current, link, statistics.as_statistics(), settings).map_err(at)?;
+        source.keep_units(selection.kept()).map_err(at)?;
         current = next;
         selections.push(selection);
         layers.push(outcome);

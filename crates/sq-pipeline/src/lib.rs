@@ -43,7 +43,9 @@
 mod analysis;
 mod compress;
 mod error;
+mod preflight;
 
 pub use analysis::{analyze, LayerReport};
 pub use compress::{compress, LayerOutcome, Mode, Outcome, Settings, Target, Widths};
 pub use error::{Error, Result};
+pub use preflight::{check_samples, check_stats_samples, check_widths, shortfalls, stats_shortfalls, Shortfall};
