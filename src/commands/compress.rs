@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use sq_models::checkpoint::{save, StorageDtype};
+use sq_models::checkpoint::{to_bytes, StorageDtype};
 use sq_models::Model;
 use sq_pipeline::{compress, Mode, Outcome, Settings, Target, Widths};
 use sq_report::progress;
@@ -13,6 +13,10 @@ use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
 
 use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
+use super::outputs::Plan;
+
+/// The role of the manifest in output planning and its errors.
+const MANIFEST: &str = "the manifest (-o with a .json extension)";
 
 /// Flags of `squeeze compress`.
 #[derive(clap::Args, Debug)]
@@ -47,8 +51,13 @@ pub struct Args {
     #[arg(long)]
     f16: bool,
     /// Output checkpoint; the manifest goes beside it with a .json extension.
+    /// Both are written together or not at all. Existing files are kept
+    /// unless --force is given; an input file is never overwritten.
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
+    /// Replace output files that already exist (never an input file).
+    #[arg(long)]
+    force: bool,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -56,13 +65,24 @@ pub struct Args {
 
 /// Runs `squeeze compress`.
 pub fn run(args: Args) -> Result<()> {
-    refuse_to_overwrite(&args.model.model, &args.output)?;
+    let manifest_path = args.output.with_extension("json");
+    let outputs = Plan::new(args.force)
+        .input("--model", &args.model.model)
+        .input_opt("--widths", args.widths.as_deref())
+        .inputs_if_present("--dataset", args.data.spec()?.candidate_files())
+        .output("-o", &args.output)
+        .output(MANIFEST, &manifest_path)
+        .check()?;
     let model = args.model.load()?;
-    let (spec, calib, pre) = args.calibration.load(&args.data, &model)?;
     let widths = match &args.widths {
-        Some(path) => Widths::PerLayer(load_widths(path)?),
+        Some(path) => {
+            let widths = load_widths(path)?;
+            sq_pipeline::check_widths(&model, &widths).with_context(|| format!("--widths {}", path.display()))?;
+            Widths::PerLayer(widths)
+        }
         None => Widths::Uniform(Budget::Tau(args.tau)),
     };
+    let (spec, calib, pre) = args.calibration.load(&args.data, &model)?;
     let settings = Settings {
         widths,
         strategy: args.strategy,
@@ -82,10 +102,10 @@ pub fn run(args: Args) -> Result<()> {
     meta.insert("squeezed_from".into(), args.model.model.display().to_string());
     meta.insert("squeeze_settings".into(), serde_json::to_string(&settings)?);
     let dtype = if args.f16 { StorageDtype::F16 } else { StorageDtype::F32 };
-    save(&squeezed, &args.output, dtype)?;
-    let manifest_path = args.output.with_extension("json");
-    let summary = summary(&model, &outcome, &settings, &format!("{spec}"), calib.len(), &args.output)?;
-    sq_io::write_atomic(&manifest_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    let checkpoint = to_bytes(&squeezed, dtype, &args.output)?;
+    let summary = summary(&model, &outcome, &settings, &format!("{spec}"), calib.len(), &args.output, &checkpoint)?;
+    let manifest = serde_json::to_string_pretty(&summary)?;
+    outputs.write(&[("-o", &checkpoint), (MANIFEST, manifest.as_bytes())])?;
 
     if args.json {
         println!("{summary}");
@@ -104,8 +124,9 @@ fn summary(
     dataset: &str,
     images: usize,
     output: &Path,
+    checkpoint: &[u8],
 ) -> Result<Value> {
-    let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    let bytes = checkpoint.len();
     let (p0, p1) = (model.param_count(), outcome.model.param_count());
     let (f0, f1) = (model.macs(), outcome.model.macs());
     Ok(json!({
@@ -159,16 +180,4 @@ fn load_widths(path: &Path) -> Result<BTreeMap<String, usize>> {
         Some(w) if !w.is_empty() => Ok(w),
         _ => bail!("{}: expected a squeeze manifest or an object of layer widths", path.display()),
     }
-}
-
-/// Refuses to write the output over the input checkpoint.
-fn refuse_to_overwrite(input: &Path, output: &Path) -> Result<()> {
-    let canonical = |p: &Path| -> Option<PathBuf> {
-        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Some(dir.canonicalize().ok()?.join(p.file_name()?))
-    };
-    if canonical(input).is_some() && canonical(input) == canonical(output) {
-        bail!("{}: refusing to overwrite the input checkpoint; choose another -o", output.display());
-    }
-    Ok(())
 }

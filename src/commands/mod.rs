@@ -4,3 +4,4 @@ pub mod analyze;
 pub mod compress;
 pub mod eval;
 pub mod model_args;
+pub mod outputs;
