@@ -27,6 +27,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A Ctrl-C removes the temporary files of outputs being written (exit 130).
+    if let Err(err) = sq_io::remove_outputs_on_interrupt() {
+        eprintln!("warning: {err}");
+    }
     let result = match cli.command {
         Command::Eval(args) => commands::eval::run(args),
         Command::Analyze(args) => commands::analyze::run(args),

@@ -37,3 +37,29 @@ pub fn json_stdout(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
+
+/// A small random VGG-11-BN (8 channels per conv, a hidden layer of 16,
+/// 10 classes) for 1x32x32 inputs with Fashion-MNIST's normalisation,
+/// saved as `dir/name`: a checkpoint the commands accept and run in a
+/// fraction of a second.
+pub fn small_model(dir: &Path, name: &str) -> PathBuf {
+    let mut model = sq_models::synthetic::VggSpec::uniform("vgg11_bn".parse().unwrap(), 8, 1, 32, 16).build(3).unwrap();
+    model.metadata_mut().insert("normalize_mean".into(), "0.286".into());
+    model.metadata_mut().insert("normalize_std".into(), "0.353".into());
+    let path = dir.join(name);
+    sq_models::checkpoint::save(&model, &path, sq_models::checkpoint::StorageDtype::F32).unwrap();
+    path
+}
+
+/// The names in `dir`, sorted (hidden temporary files included).
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// `path` as a `&str` argument.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}

@@ -34,6 +34,9 @@ fn squeezed_reference_model_loads_evaluates_and_is_smaller() {
         "-o",
         path_str(&out),
         "--json",
+        // 200 images are fewer than features.40 and the classifier need for
+        // a full-rank covariance (513); enough for this end-to-end check.
+        "--allow-rank-deficient",
     ]);
     let summary = json_stdout(&run);
     let manifest: serde_json::Value =
@@ -86,6 +89,7 @@ fn squeezed_reference_model_loads_evaluates_and_is_smaller() {
         "-o",
         path_str(&l1),
         "--json",
+        "--allow-rank-deficient",
     ]);
     let replay = json_stdout(&run);
     assert_eq!(replay["params"]["after"], manifest["params"]["after"]);
@@ -108,7 +112,7 @@ fn compress_refuses_to_overwrite_its_input() {
         "-o",
         path_str(&input),
     ]);
-    assert_clean_failure(&run, &["refusing to overwrite"]);
+    assert_clean_failure(&run, &["would overwrite the input --model"]);
     assert_eq!(std::fs::read(&input).unwrap(), before);
 }
 
@@ -169,6 +173,7 @@ fn analyze_writes_table_json_plot_and_mergeable_statistics() {
         path_str(&plot),
         "--save-stats",
         path_str(&stats),
+        "--allow-rank-deficient",
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let table = String::from_utf8_lossy(&run.stdout);
@@ -187,8 +192,7 @@ fn analyze_writes_table_json_plot_and_mergeable_statistics() {
     }
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
 
-    // Merging the statistics with themselves doubles the samples but changes no k.
-    let merged = dir.path().join("m.json");
+    // Merging the statistics with themselves would count every image twice.
     let run = squeeze(&[
         "analyze",
         "--model",
@@ -198,17 +202,8 @@ fn analyze_writes_table_json_plot_and_mergeable_statistics() {
         "--stats",
         path_str(&stats),
         path_str(&stats),
-        "--taus",
-        "0.9,0.99",
-        "--json",
-        path_str(&merged),
     ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let again: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
-    for (a, b) in layers.iter().zip(again["layers"].as_array().unwrap()) {
-        assert_eq!(a["k"], b["k"]);
-        assert_eq!(2 * a["samples"].as_u64().unwrap(), b["samples"].as_u64().unwrap());
-    }
+    assert_clean_failure(&run, &["same file", "counted twice"]);
 }
 
 /// At tau = 1 only units without independent information (dead or

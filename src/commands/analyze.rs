@@ -2,15 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use sq_capture::{capture, Stats};
 use sq_pipeline::{analyze, LayerReport};
-use sq_report::plot::{line_chart, Axes, Series};
+use sq_report::plot::{line_chart_bytes, Axes, Format, Series};
 use sq_report::progress;
 use sq_select::Tau;
 
 use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
+use super::outputs::Plan;
 
 /// Flags of `squeeze analyze`.
 #[derive(clap::Args, Debug)]
@@ -37,24 +38,60 @@ pub struct Args {
     /// elsewhere) instead of capturing.
     #[arg(long, num_args = 1.., conflicts_with = "save_stats")]
     stats: Vec<PathBuf>,
+    /// Replace output files (--json, --plot, --save-stats) that already
+    /// exist. Without it they are kept and the command fails before any
+    /// work; an input file is never overwritten. All outputs are written
+    /// together or not at all.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `squeeze analyze`.
 pub fn run(args: Args) -> Result<()> {
-    let stats = if args.stats.is_empty() { capture_stats(&args)? } else { merge_files(&args.stats)? };
-    if let Some(path) = &args.save_stats {
-        stats.save(path)?;
+    if let Some((_, tau)) = args.taus.iter().enumerate().find(|(i, t)| args.taus[..*i].contains(t)) {
+        bail!("--taus lists {tau} twice; give each target once");
     }
+    let mut plan = Plan::new(args.force);
+    plan.input("--model", &args.model.model).inputs("--stats", &args.stats);
+    if args.stats.is_empty() {
+        plan.inputs_if_present("--dataset", args.data.spec()?.candidate_files());
+    }
+    for (role, path) in [("--json", &args.json), ("--plot", &args.plot), ("--save-stats", &args.save_stats)] {
+        if let Some(path) = path {
+            plan.output(role, path);
+        }
+    }
+    let outputs = plan.check()?;
+    if let Some(path) = &args.plot {
+        Format::of(path).with_context(|| format!("--plot {}", path.display()))?;
+    }
+
+    let stats = if args.stats.is_empty() {
+        capture_stats(&args)?
+    } else {
+        let stats = merge_files(&args.stats)?;
+        let model = args.model.load()?;
+        stats.check_model(&model).with_context(|| {
+            format!("--stats {} against --model {}", display_list(&args.stats), args.model.model.display())
+        })?;
+        args.calibration.check_stats(&stats)?;
+        stats
+    };
     let reports = analyze(&stats, &args.taus)?;
-    print_table(&reports, &args.taus);
-    if let Some(path) = &args.json {
+    let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
+    if let Some(path) = &args.save_stats {
+        files.push(("--save-stats", stats.to_bytes(path)?));
+    }
+    if let Some(_path) = &args.json {
         let layers: Vec<_> = reports.iter().map(|r| json!(r)).collect();
         let doc = json!({ "model": args.model.model, "taus": args.taus, "layers": layers });
-        sq_io::write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        files.push(("--json", serde_json::to_string_pretty(&doc)?.into_bytes()));
     }
     if let Some(path) = &args.plot {
-        plot_explained_variance(&reports, path)?;
+        files.push(("--plot", plot_explained_variance(&reports, path)?));
     }
+    outputs.write(&files.iter().map(|(role, bytes)| (*role, bytes.as_slice())).collect::<Vec<_>>())?;
+    print_table(&reports, &args.taus);
     Ok(())
 }
 
@@ -69,14 +106,20 @@ fn capture_stats(args: &Args) -> Result<Stats> {
 
 fn merge_files(paths: &[PathBuf]) -> Result<Stats> {
     let mut merged: Option<Stats> = None;
-    for path in paths {
+    for (i, path) in paths.iter().enumerate() {
         let stats = Stats::load(path)?;
         match merged.as_mut() {
             None => merged = Some(stats),
-            Some(m) => m.merge(&stats).with_context(|| format!("merging {}", path.display()))?,
+            Some(m) => m
+                .merge(&stats)
+                .with_context(|| format!("merging --stats {} into {}", path.display(), display_list(&paths[..i])))?,
         }
     }
     merged.context("no statistics files given")
+}
+
+fn display_list(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn print_table(reports: &[LayerReport], taus: &[Tau]) {
@@ -100,7 +143,7 @@ fn print_table(reports: &[LayerReport], taus: &[Tau]) {
 /// The cumulative explained-variance curves of all producers on one chart:
 /// x = fraction of the layer's units (principal components kept), y = share
 /// of the variance retained.
-fn plot_explained_variance(reports: &[LayerReport], path: &Path) -> Result<()> {
+fn plot_explained_variance(reports: &[LayerReport], path: &Path) -> Result<Vec<u8>> {
     let series = reports
         .iter()
         .map(|r| {
@@ -118,5 +161,5 @@ fn plot_explained_variance(reports: &[LayerReport], path: &Path) -> Result<()> {
         x_range: (0.0, 1.0),
         y_range: ((y_min * 10.0).floor() / 10.0, 1.0),
     };
-    Ok(line_chart(&axes, &series, path)?)
+    Ok(line_chart_bytes(&axes, &series, path)?)
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use sq_models::checkpoint::{save, StorageDtype};
+use sq_models::checkpoint::{to_bytes, StorageDtype};
 use sq_models::Model;
 use sq_pipeline::{
     compress, Allocation, Allocator, Mode, ModelBudget, Objective, Outcome, Profile, Settings, Target, Widths,
@@ -15,6 +15,10 @@ use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
 
 use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
+use super::outputs::Plan;
+
+/// The role of the manifest in output planning and its errors.
+const MANIFEST: &str = "the manifest (-o with a .json extension)";
 
 /// Flags of `squeeze compress`.
 #[derive(clap::Args, Debug)]
@@ -72,8 +76,13 @@ pub struct Args {
     #[arg(long)]
     f16: bool,
     /// Output checkpoint; the manifest goes beside it with a .json extension.
+    /// Both are written together or not at all. Existing files are kept
+    /// unless --force is given; an input file is never overwritten.
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
+    /// Replace output files that already exist (never an input file).
+    #[arg(long)]
+    force: bool,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -81,7 +90,14 @@ pub struct Args {
 
 /// Runs `squeeze compress`.
 pub fn run(args: Args) -> Result<()> {
-    refuse_to_overwrite(&args.model.model, &args.output)?;
+    let manifest_path = args.output.with_extension("json");
+    let outputs = Plan::new(args.force)
+        .input("--model", &args.model.model)
+        .input_opt("--widths", args.widths.as_deref())
+        .inputs_if_present("--dataset", args.data.spec()?.candidate_files())
+        .output("-o", &args.output)
+        .output(MANIFEST, &manifest_path)
+        .check()?;
     let model = args.model.load()?;
     let budget = match (args.budget, args.tau) {
         (Some(budget), _) => budget,
@@ -92,13 +108,18 @@ pub fn run(args: Args) -> Result<()> {
         (None, ModelBudget::Ratio { resource, ratio }) => Some((resource, ratio)),
         _ => None,
     };
+    let widths = match (&args.widths, budget) {
+        (Some(path), _) => {
+            let widths = load_widths(path)?;
+            sq_pipeline::check_widths(&model, &widths).with_context(|| format!("--widths {}", path.display()))?;
+            Widths::PerLayer(widths)
+        }
+        (None, ModelBudget::Tau(tau)) => Widths::Uniform(Budget::Tau(tau)),
+        (None, ModelBudget::Ratio { .. }) => Widths::PerLayer(BTreeMap::new()), // allocated below
+    };
     let (spec, calib, val, pre) = args.calibration.load(&args.data, &model, global.map_or(0, |_| args.val))?;
     let mut settings = Settings {
-        widths: match (&args.widths, budget) {
-            (Some(path), _) => Widths::PerLayer(load_widths(path)?),
-            (None, ModelBudget::Tau(tau)) => Widths::Uniform(Budget::Tau(tau)),
-            (None, ModelBudget::Ratio { .. }) => Widths::PerLayer(BTreeMap::new()), // allocated below
-        },
+        widths,
         strategy: args.strategy,
         objective: args.objective,
         compensation: args.compensation,
@@ -131,11 +152,19 @@ pub fn run(args: Args) -> Result<()> {
     meta.insert("squeezed_from".into(), args.model.model.display().to_string());
     meta.insert("squeeze_settings".into(), serde_json::to_string(&settings)?);
     let dtype = if args.f16 { StorageDtype::F16 } else { StorageDtype::F32 };
-    save(&squeezed, &args.output, dtype)?;
-    let manifest_path = args.output.with_extension("json");
-    let data = Data { dataset: spec.to_string(), calibration: calib.len(), validation: val.len() };
-    let summary = summary(&model, &outcome, &settings, &budget, allocation.as_ref(), &data, &args.output)?;
-    sq_io::write_atomic(&manifest_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    let checkpoint = to_bytes(&squeezed, dtype, &args.output)?;
+    let run = Run {
+        budget,
+        allocation: allocation.as_ref(),
+        dataset: spec.to_string(),
+        calibration: calib.len(),
+        validation: val.len(),
+        output: &args.output,
+        bytes: checkpoint.len(),
+    };
+    let summary = summary(&model, &outcome, &settings, &run)?;
+    let manifest = serde_json::to_string_pretty(&summary)?;
+    outputs.write(&[("-o", &checkpoint), (MANIFEST, manifest.as_bytes())])?;
 
     if args.json {
         println!("{summary}");
@@ -147,34 +176,30 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// The manifest: settings, sizes before/after, per-layer outcome and the replayable selection.
-/// The images a squeeze looked at: calibration (first of the training
-/// split) and, for a global budget, validation (last of it).
-struct Data {
+/// What one run was asked for and looked at, for the manifest: the
+/// budget and its allocation, the calibration images (first of the training
+/// split) and the validation images (last of it), and what was written.
+struct Run<'a> {
+    budget: ModelBudget,
+    allocation: Option<&'a Allocation>,
     dataset: String,
     calibration: usize,
     validation: usize,
+    output: &'a Path,
+    bytes: usize,
 }
 
-fn summary(
-    model: &Model,
-    outcome: &Outcome,
-    settings: &Settings,
-    budget: &ModelBudget,
-    allocation: Option<&Allocation>,
-    data: &Data,
-    output: &Path,
-) -> Result<Value> {
-    let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+fn summary(model: &Model, outcome: &Outcome, settings: &Settings, run: &Run<'_>) -> Result<Value> {
     let (p0, p1) = (model.param_count(), outcome.model.param_count());
     let (f0, f1) = (model.macs(), outcome.model.macs());
     Ok(json!({
-        "output": output,
-        "bytes": bytes,
-        "budget": budget,
+        "output": run.output,
+        "bytes": run.bytes,
+        "budget": run.budget,
         "settings": settings,
-        "calibration": { "dataset": data.dataset, "split": "train", "images": data.calibration, "from": "start" },
-        "validation": { "dataset": data.dataset, "split": "train", "images": data.validation, "from": "end" },
-        "allocation": allocation,
+        "calibration": { "dataset": run.dataset, "split": "train", "images": run.calibration, "from": "start" },
+        "validation": { "dataset": run.dataset, "split": "train", "images": run.validation, "from": "end" },
+        "allocation": run.allocation,
         "params": { "before": p0, "after": p1, "ratio": p0 as f64 / p1 as f64 },
         "flops": { "before": f0, "after": f1, "ratio": f0 as f64 / f1 as f64 },
         "layers": outcome.layers,
@@ -221,16 +246,4 @@ fn load_widths(path: &Path) -> Result<BTreeMap<String, usize>> {
         Some(w) if !w.is_empty() => Ok(w),
         _ => bail!("{}: expected a squeeze manifest or an object of layer widths", path.display()),
     }
-}
-
-/// Refuses to write the output over the input checkpoint.
-fn refuse_to_overwrite(input: &Path, output: &Path) -> Result<()> {
-    let canonical = |p: &Path| -> Option<PathBuf> {
-        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Some(dir.canonicalize().ok()?.join(p.file_name()?))
-    };
-    if canonical(input).is_some() && canonical(input) == canonical(output) {
-        bail!("{}: refusing to overwrite the input checkpoint; choose another -o", output.display());
-    }
-    Ok(())
 }

@@ -7,7 +7,8 @@ use sq_models::eval::evaluate;
 use sq_models::Arch;
 use sq_report::progress;
 
-use super::model_args::{DataArgs, ModelArgs};
+use super::model_args::{positive, DataArgs, ModelArgs};
+use super::outputs::Plan;
 
 /// Flags of `squeeze eval`.
 #[derive(clap::Args, Debug)]
@@ -20,10 +21,10 @@ pub struct Args {
     #[arg(long, default_value = "test")]
     split: Split,
     /// Evaluate only the first N images (file order).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     limit: Option<usize>,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = positive)]
     batch: usize,
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
@@ -32,6 +33,7 @@ pub struct Args {
 
 /// Runs `squeeze eval`.
 pub fn run(args: Args) -> Result<()> {
+    Plan::new(false).input("--model", &args.model.model).check()?;
     let model = args.model.load()?;
     let (spec, mut data) = args.data.load(args.split)?;
     if let Some(limit) = args.limit {

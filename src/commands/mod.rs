@@ -5,3 +5,4 @@ pub mod compress;
 pub mod eval;
 pub mod export;
 pub mod model_args;
+pub mod outputs;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::eval::preprocess_for;
 use sq_models::{Arch, Model};
@@ -41,9 +41,14 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The parsed dataset spec.
+    pub fn spec(&self) -> Result<DatasetSpec> {
+        Ok(self.dataset.parse()?)
+    }
+
     /// Parses the dataset spec and loads one split.
     pub fn load(&self, split: Split) -> Result<(DatasetSpec, Dataset)> {
-        let spec: DatasetSpec = self.dataset.parse()?;
+        let spec = self.spec()?;
         let data = spec.load(split).with_context(|| format!("loading {spec} ({split} split)"))?;
         Ok((spec, data))
     }
@@ -59,34 +64,84 @@ impl DataArgs {
 #[derive(clap::Args, Debug)]
 pub struct CalibrationArgs {
     /// Calibration images: the first N of the training split, in file order.
-    #[arg(long, default_value_t = 2000)]
+    /// Every producer needs more samples (images x positions at its tap)
+    /// than it has units; the command refuses fewer and says how many.
+    #[arg(long, default_value_t = 2000, value_parser = positive)]
     pub calib: usize,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = positive)]
     pub batch: usize,
+    /// Go on when the calibration set is too small for a full-rank
+    /// covariance at some layer (a warning lists them): k(tau) and the
+    /// retained variance of those layers are then meaningless.
+    #[arg(long)]
+    pub allow_rank_deficient: bool,
 }
 
 impl CalibrationArgs {
+    /// Checks that `--calib` images give every producer of `model` enough
+    /// samples, before anything is loaded or captured.
+    pub fn check_samples(&self, model: &Model) -> Result<()> {
+        self.rank_result(sq_pipeline::check_samples(model, self.calib))
+    }
+
+    /// The same check on statistics loaded from files.
+    pub fn check_stats(&self, stats: &sq_capture::Stats) -> Result<()> {
+        self.rank_result(sq_pipeline::check_stats_samples(stats))
+    }
+
+    fn rank_result(&self, result: sq_pipeline::Result<()>) -> Result<()> {
+        match result {
+            Err(sq_pipeline::Error::TooFewSamples { layers, images_needed }) => {
+                let err = sq_pipeline::Error::TooFewSamples { layers, images_needed };
+                if self.allow_rank_deficient {
+                    eprintln!("warning: {err} (going on: --allow-rank-deficient)");
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!(
+                        "{err}\nhint: pass --calib {images_needed} or more, or --allow-rank-deficient to go on anyway"
+                    ))
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// Loads the calibration images (the first `--calib` of the training
     /// split), `validation` images held out from its end, and the
-    /// preprocessing `model` expects for them.
+    /// preprocessing `model` expects for them. `--calib` and `--val` beyond
+    /// the split, or overlapping, are an error.
     pub fn load(
         &self,
         data: &DataArgs,
         model: &Model,
         validation: usize,
     ) -> Result<(DatasetSpec, Dataset, Dataset, Preprocess)> {
+        self.check_samples(model)?;
         let (spec, train) = data.load(Split::Train)?;
-        anyhow::ensure!(
-            self.calib + validation <= train.len(),
-            "--calib {} and --val {validation} overlap: the training split of {spec} has only {} images",
-            self.calib,
-            train.len()
-        );
+        if self.calib > train.len() {
+            bail!("--calib {} is more than the {} images of {spec}'s training split", self.calib, train.len());
+        }
+        if self.calib + validation > train.len() {
+            bail!(
+                "--calib {} and --val {validation} overlap: the training split of {spec} has only {} images",
+                self.calib,
+                train.len()
+            );
+        }
         let calib = train.slice(0..self.calib);
         let val = train.slice(train.len() - validation..train.len());
         let pre = data.preprocess(model, &calib)?;
         Ok((spec, calib, val, pre))
+    }
+}
+
+/// A count of at least 1 (`--calib`, `--batch`, `--limit`).
+pub fn positive(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 

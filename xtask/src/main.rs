@@ -37,7 +37,12 @@ enum Target {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    // A Ctrl-C removes the temporary files of outputs being written (exit 130).
+    if let Err(err) = sq_io::remove_outputs_on_interrupt() {
+        eprintln!("warning: {err}");
+    }
+    let result = match cli.command {
         Command::Reproduce { target: Target::Vgg16(args) } => reproduce::run(args),
     };
     match result {

@@ -1,6 +1,7 @@
 //! Turning tapped tensors into moments, for one tensor or a whole pass over a model.
 
 use candle_core::Tensor;
+use sha2::{Digest, Sha256};
 use sq_linalg::Moments;
 use sq_models::Model;
 
@@ -38,16 +39,24 @@ where
     let mut layers: Vec<LayerStats> =
         links.iter().map(|l| LayerStats::new(model.name(l.producer), l.shape.units(), l.shape.positions())).collect();
     let mut done = 0;
+    // The shard's identity: the input values in order, however they are batched.
+    let mut data = Sha256::new();
     for x in batches {
         let x = x?;
+        let values = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+        data.update(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
         model.forward_with(&x, |i, input| {
             for (stats, _) in layers.iter_mut().zip(&links).filter(|(_, l)| l.tap == i) {
-                accumulate(&mut stats.moments, input)?;
+                accumulate(&mut stats.moments, input).map_err(|e| match e {
+                    Error::Linalg(sq_linalg::Error::NonFinite) => Error::NonFinite { layer: stats.name.clone() },
+                    e => e,
+                })?;
             }
             Ok::<_, Error>(())
         })?;
         done += x.dims()[0];
         progress(done);
     }
-    Ok(Stats::new(layers))
+    let data: String = data.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Stats::new(layers).with_model(crate::stats::model_fingerprint(model)?).with_data(data))
 }

@@ -17,6 +17,13 @@ pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The tensor a consumer reads holds NaN or infinite values: the
+    /// weights overflow `f32` on these inputs.
+    #[error("the activations read by the consumer of `{layer}` contain NaN or infinite values (the weights overflow float32 on these images)")]
+    NonFinite {
+        /// The producer whose consumer's input is not finite.
+        layer: String,
+    },
     /// A tensor is neither `N x C x H x W` nor `N x F`, so it has no units.
     #[error("cannot take unit statistics of a tensor of shape {0:?}")]
     Rank(Vec<usize>),
@@ -34,8 +41,9 @@ pub enum Error {
     /// Two sets of statistics do not describe the same layers.
     #[error("cannot merge statistics: {0}")]
     Mismatch(String),
-    /// A statistics file could not be read.
-    #[error("{path}: {source}")]
+    /// A statistics file could not be read; the I/O error is the
+    /// [`source`](std::error::Error::source).
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -46,7 +54,7 @@ pub enum Error {
     #[error(transparent)]
     Write(#[from] sq_io::Error),
     /// A statistics file is malformed.
-    #[error("{path}: not a squeeze statistics file: {message}")]
+    #[error("{}: not a squeeze statistics file: {message}", path.display())]
     Format {
         /// The file.
         path: PathBuf,

@@ -52,4 +52,4 @@ mod stats;
 pub use accumulate::{accumulate, capture};
 pub use error::{Error, Result};
 pub use frontier::Frontier;
-pub use stats::{LayerStats, Stats};
+pub use stats::{model_fingerprint, LayerStats, Stats};

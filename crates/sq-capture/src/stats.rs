@@ -5,7 +5,9 @@ use std::path::Path;
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
 use sq_linalg::{Matrix, Moments};
+use sq_models::Model;
 
 use crate::error::{Error, Result};
 
@@ -36,15 +38,99 @@ impl LayerStats {
 }
 
 /// Statistics of every producer of a model, in network order.
+///
+/// Besides the numbers they record where they come from, so that merging
+/// cannot silently produce garbage: the [`model_fingerprint`] of the model
+/// they were captured on (when known) and one fingerprint per shard of data
+/// ([`capture`](crate::capture) hashes the input images it was given, in
+/// order, whatever the batching; statistics built otherwise are known by a
+/// hash of their own numbers). Merging statistics of two different models,
+/// or two that share a shard — a file merged with itself or with a copy, or
+/// two captures of the same images — is an error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
     layers: Vec<LayerStats>,
+    model: Option<String>,
+    shards: Vec<String>,
 }
 
 impl Stats {
-    /// Wraps per-layer statistics (in network order).
+    /// Wraps per-layer statistics (in network order), of unknown model,
+    /// as one shard.
     pub fn new(layers: Vec<LayerStats>) -> Self {
-        Self { layers }
+        let mut stats = Self { layers, model: None, shards: Vec::new() };
+        stats.shards = vec![stats.content_fingerprint()];
+        stats
+    }
+
+    /// Records the [`model_fingerprint`] of the model these statistics were
+    /// captured on.
+    pub fn with_model(mut self, fingerprint: String) -> Self {
+        self.model = Some(fingerprint);
+        self
+    }
+
+    /// Records the fingerprint of the data these statistics were captured
+    /// from (one shard), replacing the default fingerprint of the numbers.
+    pub fn with_data(mut self, fingerprint: String) -> Self {
+        self.shards = vec![fingerprint];
+        self
+    }
+
+    /// The [`model_fingerprint`] of the model these statistics were captured on, if recorded.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// One fingerprint per shard of data merged into these statistics.
+    pub fn shards(&self) -> &[String] {
+        &self.shards
+    }
+
+    /// A hash of the numbers themselves: two captures of the same images on
+    /// the same model have the same one.
+    fn content_fingerprint(&self) -> String {
+        let mut hash = Sha256::new();
+        for l in &self.layers {
+            hash.update(l.name.as_bytes());
+            hash.update([0]);
+            hash.update((l.positions_per_image as u64).to_le_bytes());
+            hash.update(l.moments.count().to_le_bytes());
+            let gram = l.moments.gram();
+            let values = l.moments.sum().iter().chain(gram.as_slice());
+            hash.update(values.flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+        }
+        hex(&hash.finalize()[..16])
+    }
+
+    /// Checks that these statistics describe `model`: the same producers,
+    /// widths and positions per image, and, when recorded, the same weights
+    /// ([`model_fingerprint`]).
+    pub fn check_model(&self, model: &Model) -> Result<()> {
+        let links = model.links();
+        let expected: Vec<(String, usize, usize)> =
+            links.iter().map(|l| (model.name(l.producer), l.units(), l.shape.positions())).collect();
+        let found: Vec<(String, usize, usize)> =
+            self.layers.iter().map(|l| (l.name.clone(), l.moments.dim(), l.positions_per_image)).collect();
+        if expected != found {
+            let show = |v: &[(String, usize, usize)]| {
+                v.iter().map(|(n, u, p)| format!("{n} ({u} units x {p} positions)")).collect::<Vec<_>>().join(", ")
+            };
+            return Err(Error::Mismatch(format!(
+                "the statistics describe {} but the model has {}",
+                show(&found),
+                show(&expected)
+            )));
+        }
+        if let Some(recorded) = &self.model {
+            let actual = model_fingerprint(model)?;
+            if *recorded != actual {
+                return Err(Error::Mismatch(format!(
+                    "the statistics were captured on another model with the same layers (weights fingerprint {recorded}, this model's is {actual})"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// All layers, in network order.
@@ -64,7 +150,25 @@ impl Stats {
 
     /// Adds the statistics of a disjoint shard of data captured on the same
     /// model. The result equals a capture over the concatenated data.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mismatch`] if the two describe different layers, were
+    /// captured on different models, or share a shard of data (which would
+    /// count those images twice); `self` is then unchanged.
     pub fn merge(&mut self, other: &Stats) -> Result<()> {
+        if let (Some(a), Some(b)) = (&self.model, &other.model) {
+            if a != b {
+                return Err(Error::Mismatch(format!(
+                    "they were captured on different models (weights fingerprints {a} and {b})"
+                )));
+            }
+        }
+        if let Some(shared) = self.shards.iter().find(|s| other.shards.contains(s)) {
+            return Err(Error::Mismatch(format!(
+                "both hold the statistics of the same images (shard {shared}): merging would count them twice"
+            )));
+        }
         let names = |s: &Stats| s.layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
         if names(self) != names(other) {
             return Err(Error::Mismatch(format!("layers {:?} vs {:?}", names(self), names(other))));
@@ -80,14 +184,25 @@ impl Stats {
                     b.positions_per_image
                 )));
             }
+        }
+        for (a, b) in self.layers.iter_mut().zip(&other.layers) {
             a.moments.merge(&b.moments)?;
         }
+        self.model = self.model.take().or_else(|| other.model.clone());
+        self.shards.extend(other.shards.iter().cloned());
         Ok(())
     }
 
     /// Writes the statistics as a safetensors file (`NAME.sum`, `NAME.gram`
     /// in f64, `NAME.count`, `NAME.positions` in u64), atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes(path)?;
+        Ok(sq_io::write_atomic(path, &bytes)?)
+    }
+
+    /// The file [`Stats::save`] would write, in memory, for callers that
+    /// write several outputs together; `path` is only used in errors.
+    pub fn to_bytes(&self, path: &Path) -> Result<Vec<u8>> {
         let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for l in &self.layers {
             let n = l.moments.dim();
@@ -106,17 +221,31 @@ impl Stats {
             })
             .collect::<Result<Vec<_>>>()?;
         let order = self.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(",");
-        let metadata = HashMap::from([("format".to_string(), FORMAT.to_string()), ("layers".to_string(), order)]);
-        let bytes = safetensors::serialize(views, Some(metadata)).map_err(format_err)?;
-        Ok(sq_io::write_atomic(path, &bytes)?)
+        let mut metadata = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("layers".to_string(), order),
+            ("shards".to_string(), self.shards.join(",")),
+        ]);
+        if let Some(model) = &self.model {
+            metadata.insert("model".to_string(), model.clone());
+        }
+        safetensors::serialize(views, Some(metadata)).map_err(format_err)
     }
 
-    /// Reads statistics written by [`Stats::save`].
+    /// Reads statistics written by [`Stats::save`], checking every number:
+    /// NaN or infinity, a negative sum of squares, a sample count that is not
+    /// a positive whole number of images, or a layer listed twice is an
+    /// error naming the file and the tensor or layer.
     pub fn load(path: &Path) -> Result<Stats> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Like [`Stats::load`] for a file already in memory; `path` is only used in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Stats> {
         let bad = |message: String| Error::Format { path: path.into(), message };
-        let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some(FORMAT) {
             return Err(bad(format!("metadata `format` is not `{FORMAT}`")));
@@ -136,17 +265,66 @@ impl Stats {
             let arr: [u8; 8] = b.as_slice().try_into().map_err(|_| bad("a count is not one u64".into()))?;
             Ok(u64::from_le_bytes(arr))
         };
-        let mut layers = Vec::new();
-        for name in order.split(',').filter(|s| !s.is_empty()) {
+        let mut layers: Vec<LayerStats> = Vec::new();
+        for name in order.split(',') {
+            if name.is_empty() || layers.iter().any(|l| l.name == name) {
+                return Err(bad(format!("metadata `layers` = `{order}` names a layer twice or an empty one")));
+            }
             let sum = f64s(tensor(format!("{name}.sum"), Dtype::F64)?);
             let gram_data = f64s(tensor(format!("{name}.gram"), Dtype::F64)?);
             let n = sum.len();
+            let non_finite = |v: &[f64]| v.iter().filter(|x| !x.is_finite()).count();
+            for (what, count) in [("sum", non_finite(&sum)), ("gram", non_finite(&gram_data))] {
+                if count > 0 {
+                    return Err(bad(format!("tensor `{name}.{what}` has {count} NaN or infinite values")));
+                }
+            }
             let gram = Matrix::from_rows(n, n, gram_data).map_err(|e| bad(format!("{name}.gram: {e}")))?;
+            if (0..n).any(|i| gram[(i, i)] < 0.0) {
+                return Err(bad(format!("tensor `{name}.gram` has a negative diagonal entry: not a sum of squares")));
+            }
             let count = u64_of(tensor(format!("{name}.count"), Dtype::U64)?)?;
-            let positions = u64_of(tensor(format!("{name}.positions"), Dtype::U64)?)? as usize;
+            let positions = u64_of(tensor(format!("{name}.positions"), Dtype::U64)?)?;
+            let positions = usize::try_from(positions).ok().filter(|&p| p > 0 && count % p as u64 == 0 && count > 0);
+            let Some(positions) = positions else {
+                return Err(bad(format!(
+                    "layer `{name}`: {count} samples is not a positive whole number of images at its positions per image"
+                )));
+            };
             let moments = Moments::from_parts(count, sum, gram).map_err(|e| bad(format!("{name}: {e}")))?;
             layers.push(LayerStats { name: name.to_string(), positions_per_image: positions, moments });
         }
-        Ok(Stats { layers })
+        let model = meta.get("model").cloned();
+        let shards = match meta.get("shards") {
+            Some(list) => list.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            None => Vec::new(),
+        };
+        let mut stats = Stats { layers, model, shards };
+        if stats.shards.is_empty() {
+            // A file without shard records is one shard, known by its numbers.
+            stats.shards = vec![stats.content_fingerprint()];
+        }
+        Ok(stats)
     }
+}
+
+/// A fingerprint of a model's weights: a hash of every layer's kind, shapes
+/// and `f32` values. Two checkpoints that hold the same values have the same
+/// fingerprint, whatever their file names.
+pub fn model_fingerprint(model: &Model) -> Result<String> {
+    let mut hash = Sha256::new();
+    for layer in model.layers() {
+        hash.update(layer.kind().as_bytes());
+        for (suffix, tensor) in layer.tensors() {
+            hash.update(suffix.as_bytes());
+            tensor.dims().iter().for_each(|&d| hash.update((d as u64).to_le_bytes()));
+            let values = tensor.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+            hash.update(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+        }
+    }
+    Ok(hex(&hash.finalize()[..16]))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -194,3 +194,46 @@ fn frontier_follows_the_model_and_keeps_units() {
     assert_eq!(joint.gram().select(&[0, 1], &[2, 3]).unwrap(), kept.gram());
     assert!(matches!(Frontier::new(Vec::new()), Err(sq_capture::Error::Empty)));
 }
+
+#[test]
+fn merging_a_shard_twice_or_shards_of_other_weights_is_refused() {
+    let (_dir, model, data, pre) = setup(4);
+    let stats = capture(&model, pre.batches(&data, 2), |_| {}).unwrap();
+    assert_eq!(stats.model(), Some(sq_capture::model_fingerprint(&model).unwrap().as_str()));
+    // The same images again: the same shard, counted twice.
+    let again = capture(&model, pre.batches(&data, 4), |_| {}).unwrap();
+    let mut merged = stats.clone();
+    let err = merged.merge(&again).unwrap_err().to_string();
+    assert!(err.contains("same images"), "{err}");
+    assert_eq!(merged, stats, "a refused merge changes nothing");
+    // Same layers, other weights.
+    let other = VggSpec::uniform("vgg11_bn".parse().unwrap(), 6, 1, 64, 12).build(10).unwrap();
+    let err = merged.merge(&capture(&other, pre.batches(&data, 2), |_| {}).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("different models"), "{err}");
+    assert!(stats.check_model(&model).is_ok());
+    assert!(stats.check_model(&other).unwrap_err().to_string().contains("another model"));
+}
+
+#[test]
+fn statistics_files_with_non_finite_or_impossible_numbers_are_refused() {
+    let (dir, model, data, pre) = setup(3);
+    let layers = capture(&model, pre.batches(&data, 3), |_| {}).unwrap().into_layers();
+    let path = dir.path().join("bad.safetensors");
+    let corrupt = |edit: &dyn Fn(&mut sq_capture::LayerStats)| {
+        let mut layers = layers.clone();
+        edit(&mut layers[1]);
+        Stats::new(layers).save(&path).unwrap();
+        Stats::load(&path).unwrap_err().to_string()
+    };
+    let err = corrupt(&|l| {
+        let mut sum = l.moments.sum().to_vec();
+        sum[0] = f64::INFINITY;
+        l.moments = Moments::from_parts(l.moments.count(), sum, l.moments.gram()).unwrap();
+    });
+    assert!(
+        err.contains("bad.safetensors") && err.contains("features.4.sum") && err.contains("NaN or infinite"),
+        "{err}"
+    );
+    let err = corrupt(&|l| l.positions_per_image = 0);
+    assert!(err.contains("features.4") && err.contains("whole number of images"), "{err}");
+}

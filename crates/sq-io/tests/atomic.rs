@@ -47,3 +47,111 @@ fn a_directory_as_target_fails_and_leaves_no_temporary_file() {
     assert_eq!(entries(dir.path()), ["taken"]);
     assert!(target.is_dir());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_as_target_is_replaced_and_what_it_points_to_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("precious.safetensors");
+    std::fs::write(&precious, b"only copy").unwrap();
+    let link = dir.path().join("out.safetensors");
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    sq_io::write_atomic(&link, b"new").unwrap();
+    assert_eq!(std::fs::read(&precious).unwrap(), b"only copy");
+    assert_eq!(std::fs::read(&link).unwrap(), b"new");
+    assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(entries(dir.path()), ["out.safetensors", "precious.safetensors"]);
+}
+
+#[test]
+fn an_output_set_that_fails_to_stage_writes_none_of_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = sq_io::OutputSet::new();
+    set.stage(&dir.path().join("model.safetensors"), b"weights").unwrap();
+    let err = set.stage(&dir.path().join("missing/model.json"), b"{}").unwrap_err();
+    assert!(err.to_string().contains("missing/model.json"), "{err}");
+    drop(set);
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+}
+
+#[test]
+fn a_failed_commit_restores_every_target_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new, blocked) =
+        (dir.path().join("old.json"), dir.path().join("new.json"), dir.path().join("blocked.svg"));
+    std::fs::write(&old, b"previous").unwrap();
+    let mut set = sq_io::OutputSet::new();
+    set.stage(&old, b"replaced").unwrap();
+    set.stage(&new, b"created").unwrap();
+    set.stage(&blocked, b"<svg/>").unwrap();
+    // A non-empty directory appears where the third file goes: its rename fails.
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"x").unwrap();
+    let err = set.commit().unwrap_err();
+    assert!(err.to_string().contains("blocked.svg"), "{err}");
+    assert_eq!(std::fs::read(&old).unwrap(), b"previous");
+    assert!(!new.exists());
+    assert_eq!(entries(dir.path()), ["blocked.svg", "old.json"]);
+}
+
+#[test]
+fn staging_one_file_twice_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.json");
+    let mut set = sq_io::OutputSet::new();
+    set.stage(&path, b"1").unwrap();
+    let err = set.stage(&path, b"2").unwrap_err();
+    assert!(err.to_string().contains("a.json"), "{err}");
+}
+
+#[test]
+fn the_error_names_the_file_once_and_keeps_the_cause_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = sq_io::write_atomic(&dir.path().join("nope/out.json"), b"{}").unwrap_err();
+    let cause = std::error::Error::source(&err).expect("an I/O cause").to_string();
+    assert!(!err.to_string().contains(&cause), "`{err}` repeats its cause `{cause}`");
+}
+
+/// The environment variable that turns [`interrupt_child`] into the child
+/// process of [`ctrl_c_while_staging_removes_the_temporary_file`].
+const CHILD_DIR: &str = "SQ_IO_INTERRUPT_CHILD_DIR";
+
+/// Run as a child process: installs the handler, stages a file, says so and
+/// waits to be interrupted. A no-op in a normal test run.
+#[test]
+fn interrupt_child() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else { return };
+    let dir = std::path::PathBuf::from(dir);
+    sq_io::remove_outputs_on_interrupt().unwrap();
+    let mut set = sq_io::OutputSet::new();
+    set.stage(&dir.join("model.safetensors"), &[7; 1 << 20]).unwrap();
+    set.stage(&dir.join("model.json"), b"{}").unwrap();
+    println!("sq-io-child-staged");
+    // Wait for the parent's SIGINT; give up (and fail the parent's check) after a minute.
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_staging_removes_the_temporary_file() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("model.json"), b"previous").unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "interrupt_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = stdout.lines();
+    assert!(lines.any(|l| l.unwrap().ends_with("sq-io-child-staged")), "the child never staged its files");
+    // Both temporary files exist now, next to the old manifest.
+    assert_eq!(entries(dir.path()).len(), 3, "{:?}", entries(dir.path()));
+    // SAFETY: `kill` with a valid pid and signal has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(sq_io::INTERRUPTED_EXIT_CODE));
+    assert_eq!(entries(dir.path()), ["model.json"]);
+    assert_eq!(std::fs::read(dir.path().join("model.json")).unwrap(), b"previous");
+}

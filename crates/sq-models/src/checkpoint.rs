@@ -47,19 +47,44 @@ pub fn load_bytes(bytes: &[u8], path: &Path, arch: Option<&Arch>) -> Result<Mode
     let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
 
     let mut groups = Groups { path: path.into(), features: BTreeMap::new(), classifier: BTreeMap::new() };
-    for (key, view) in file.tensors() {
-        groups.insert(&key, &view)?;
-    }
-    groups.into_model(arch, metadata)
+    let model = file.tensors().into_iter().try_for_each(|(key, view)| groups.insert(&key, &view));
+    let model = model.and_then(|()| groups.into_model(arch, metadata));
+    // Every error names the file, also those raised deep in candle.
+    model.map_err(|e| match e {
+        Error::Candle(_) | Error::Invalid { .. } => Error::Layout { path: path.into(), message: e.to_string() },
+        e => e,
+    })
 }
 
 /// Writes `model` to `path` atomically ([`sq_io::write_atomic`]), so a
 /// crash never leaves a half-written file.
 pub fn save(model: &Model, path: &Path, dtype: StorageDtype) -> Result<()> {
+    let bytes = to_bytes(model, dtype, path)?;
+    Ok(sq_io::write_atomic(path, &bytes)?)
+}
+
+/// The safetensors file [`save`] would write, in memory, for callers that
+/// write several outputs together ([`sq_io::OutputSet`]); `path` is only
+/// used in errors.
+pub fn to_bytes(model: &Model, dtype: StorageDtype, path: &Path) -> Result<Vec<u8>> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (i, layer) in model.layers().iter().enumerate() {
         for (suffix, tensor) in layer.tensors() {
-            owned.push((format!("{}.{suffix}", model.name(i)), tensor.dims().to_vec(), tensor_bytes(tensor, dtype)?));
+            let key = format!("{}.{suffix}", model.name(i));
+            // A NaN written now would only surface as garbage accuracy later.
+            let count = non_finite(tensor)?;
+            if count > 0 {
+                return Err(Error::NonFinite { path: path.into(), key, count });
+            }
+            let bytes = tensor_bytes(tensor, dtype)?;
+            if dtype == StorageDtype::F16 {
+                let count = non_finite(&Tensor::from_raw_buffer(&bytes, DType::F16, tensor.dims(), &Device::Cpu)?)?;
+                if count > 0 {
+                    let key = format!("{key} (in float16, whose largest value is 65504)");
+                    return Err(Error::NonFinite { path: path.into(), key, count });
+                }
+            }
+            owned.push((key, tensor.dims().to_vec(), bytes));
         }
     }
     let st_dtype = match dtype {
@@ -77,9 +102,13 @@ pub fn save(model: &Model, path: &Path, dtype: StorageDtype) -> Result<()> {
     let mut metadata: HashMap<String, String> = model.metadata().clone().into_iter().collect();
     metadata.insert("arch".into(), Arch::of(model).name());
 
-    let bytes = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;
-    Ok(sq_io::write_atomic(path, &bytes)?)
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })
+}
+
+/// Number of NaN or infinite values in `tensor`.
+fn non_finite(tensor: &Tensor) -> Result<usize> {
+    Ok(tensor.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().filter(|v| !v.is_finite()).count())
 }
 
 fn tensor_bytes(tensor: &Tensor, dtype: StorageDtype) -> Result<Vec<u8>> {
@@ -131,6 +160,10 @@ impl Groups {
             }
         };
         let tensor = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?.to_dtype(DType::F32)?;
+        let count = non_finite(&tensor)?;
+        if count > 0 {
+            return Err(Error::NonFinite { path: self.path.clone(), key: key.into(), count });
+        }
         let section = match section {
             "features" => &mut self.features,
             "classifier" => &mut self.classifier,
@@ -166,6 +199,10 @@ impl Groups {
         for (&index, params) in &self.features {
             let key = format!("features.{index}");
             if params.contains_key("running_mean") {
+                let var = self.get(params, &key, "running_var", 1)?;
+                if var.flatten_all()?.to_vec1::<f32>()?.iter().any(|&v| v < 0.0) {
+                    return Err(self.layout_err(format!("{key}.running_var has negative entries: not a variance")));
+                }
                 let bn = BatchNorm2d::new(
                     self.get(params, &key, "weight", 1)?,
                     self.get(params, &key, "bias", 1)?,
@@ -237,7 +274,30 @@ impl Groups {
         Ok(arch.stages.iter().flat_map(|&n| (0..n).map(move |i| i + 1 == n)).collect())
     }
 
+    /// Tensors that no layer reads: anything but `weight` and `bias` (and
+    /// BatchNorm's running statistics), which would otherwise be dropped
+    /// without a word.
+    fn unknown_tensors(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (section, layers) in [("features", &self.features), ("classifier", &self.classifier)] {
+            for (index, params) in layers {
+                let known: &[&str] = if section == "features" && params.contains_key("running_mean") {
+                    &["weight", "bias", "running_mean", "running_var"]
+                } else {
+                    &["weight", "bias"]
+                };
+                let unknown = params.keys().filter(|suffix| !known.contains(&suffix.as_str()));
+                keys.extend(unknown.map(|suffix| format!("{section}.{index}.{suffix}")));
+            }
+        }
+        keys
+    }
+
     fn into_model(self, arch: Option<&Arch>, metadata: BTreeMap<String, String>) -> Result<Model> {
+        let unknown = self.unknown_tensors();
+        if !unknown.is_empty() {
+            return Err(Error::UnknownTensors { path: self.path.clone(), keys: unknown });
+        }
         let blocks = self.feature_blocks()?;
         let pools = match arch {
             Some(arch) => self.pools_from_arch(&blocks, arch)?,
@@ -275,7 +335,12 @@ impl Groups {
                 "classifier.0.weight reads {first_in} features, which is not the last conv's {last_channels} channels x s x s"
             )));
         }
-        let input = ActShape::Map { c: in_channels, h: side << n_pools, w: side << n_pools };
+        let input_side = u32::try_from(n_pools)
+            .ok()
+            .and_then(|pools| 1usize.checked_shl(pools))
+            .and_then(|scale| side.checked_mul(scale))
+            .ok_or_else(|| self.layout_err(format!("an input of {side} x 2^{n_pools} pixels a side is too large")))?;
+        let input = ActShape::Map { c: in_channels, h: input_side, w: input_side };
         Model::new(input, layers, metadata).map_err(|e| self.layout_err(e.to_string()))
     }
 

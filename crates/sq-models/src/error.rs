@@ -8,8 +8,9 @@ use std::path::PathBuf;
 /// checkpoints knows which one is broken.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
+    /// The file could not be read (missing, a directory, unreadable); the
+    /// I/O error is the [`source`](std::error::Error::source).
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
@@ -17,7 +18,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not a valid safetensors file (truncated, corrupt header, ...).
-    #[error("{path}: not a valid safetensors checkpoint: {message}")]
+    #[error("{}: not a valid safetensors checkpoint: {message}", path.display())]
     Safetensors {
         /// The file involved.
         path: PathBuf,
@@ -25,7 +26,7 @@ pub enum Error {
         message: String,
     },
     /// A tensor the architecture needs is absent.
-    #[error("{path}: missing tensor `{key}`")]
+    #[error("{}: missing tensor `{key}`", path.display())]
     MissingTensor {
         /// The file involved.
         path: PathBuf,
@@ -33,7 +34,7 @@ pub enum Error {
         key: String,
     },
     /// A tensor has a shape that does not fit the architecture.
-    #[error("{path}: tensor `{key}` has shape {found:?}, expected {expected}")]
+    #[error("{}: tensor `{key}` has shape {found:?}, expected {expected}", path.display())]
     TensorShape {
         /// The file involved.
         path: PathBuf,
@@ -45,7 +46,7 @@ pub enum Error {
         found: Vec<usize>,
     },
     /// A tensor is stored in a dtype we cannot compute with.
-    #[error("{path}: tensor `{key}` has unsupported dtype {dtype} (expected F32, F16 or BF16)")]
+    #[error("{}: tensor `{key}` has unsupported dtype {dtype} (expected F32, F16 or BF16)", path.display())]
     UnsupportedDtype {
         /// The file involved.
         path: PathBuf,
@@ -54,8 +55,40 @@ pub enum Error {
         /// The dtype found.
         dtype: String,
     },
+    /// A tensor holds NaN or infinite values (read from a checkpoint, or
+    /// about to be written to one).
+    #[error("{}: tensor `{key}` has {count} NaN or infinite values", path.display())]
+    NonFinite {
+        /// The file involved.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// How many of its values are not finite.
+        count: usize,
+    },
+    /// A checkpoint holds tensors that no layer reads.
+    #[error("{}: unknown tensors {}: they belong to no conv, BatchNorm or linear layer of a VGG", path.display(), .keys.join(", "))]
+    UnknownTensors {
+        /// The file involved.
+        path: PathBuf,
+        /// The keys no layer uses.
+        keys: Vec<String>,
+    },
+    /// The model's outputs are NaN or infinite although its weights are
+    /// finite: they overflow `f32` on this input.
+    #[error("the model's outputs for image {image} are NaN or infinite (its weights overflow float32 on this input)")]
+    NonFiniteOutput {
+        /// Index of the first such image.
+        image: usize,
+    },
+    /// The model and the dataset do not fit together.
+    #[error("{message}")]
+    Mismatch {
+        /// What does not fit, in words.
+        message: String,
+    },
     /// The keys of the checkpoint do not describe a VGG network we understand.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", path.display())]
     Layout {
         /// The file involved.
         path: PathBuf,

@@ -46,6 +46,16 @@ pub fn preprocess_for(model: &Model, data: &Dataset, fallback: Option<(Vec<f32>,
         Some(stats) => stats,
         None => return Err(Error::NoNormalization),
     };
+    let classes = model.output_shape().units();
+    if classes != data.num_classes() {
+        return Err(Error::Mismatch {
+            message: format!(
+                "the model's classifier has {classes} outputs but {} has {} classes",
+                data.name(),
+                data.num_classes()
+            ),
+        });
+    }
     let (c, h, w) = data.image_shape();
     let ActShape::Map { c: mc, h: mh, w: mw } = model.input_shape() else {
         return Err(Error::Input { expected: model.input_shape().to_string(), found: vec![c, h, w] });
@@ -56,7 +66,25 @@ pub fn preprocess_for(model: &Model, data: &Dataset, fallback: Option<(Vec<f32>,
             found: vec![c, h, w],
         });
     }
+    let pads = [mh.checked_sub(h), mw.checked_sub(w)];
+    if pads.iter().any(|pad| pad.is_some_and(|pad| pad / 2 > max_pad(h.min(w)))) {
+        return Err(Error::Mismatch {
+            message: format!(
+                "the model's input is {mh}x{mw} (implied by its first classifier layer's input features) but {}'s images are {h}x{w}: \
+                 padding them would add more than {} pixels a side, so the model was not trained on these images",
+                data.name(),
+                max_pad(h.min(w))
+            ),
+        });
+    }
     Ok(Preprocess::new(mean, std, (h, w), (mh, mw))?)
+}
+
+/// The widest border [`preprocess_for`] adds to each side of an image of
+/// the given side: an eighth of it, at least 2 pixels. 28x28 Fashion-MNIST
+/// images may grow to 32x32, never to 8192x8192.
+fn max_pad(side: usize) -> usize {
+    (side / 8).max(2)
 }
 
 /// Class predictions (argmax of the logits) for a batch.
@@ -74,11 +102,19 @@ pub fn evaluate(
     batch: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<Evaluation> {
+    if data.is_empty() {
+        return Err(Error::Mismatch { message: format!("{} has no images to evaluate", data.name()) });
+    }
     let start = Instant::now();
     let mut correct = 0;
     let mut done = 0;
     for x in pre.batches(data, batch) {
-        let predictions = predict(model, &x?)?;
+        let logits = model.forward(&x?)?;
+        let rows = logits.to_vec2::<f32>()?;
+        if let Some(bad) = rows.iter().position(|row| row.iter().any(|v| !v.is_finite())) {
+            return Err(Error::NonFiniteOutput { image: done + bad });
+        }
+        let predictions = logits.argmax(1)?.to_vec1::<u32>()?;
         let labels = &data.labels()[done..done + predictions.len()];
         correct += predictions.iter().zip(labels).filter(|(p, l)| **p == u32::from(**l)).count();
         done += predictions.len();

@@ -31,7 +31,14 @@ pub struct LayerReport {
 
 /// Analyses every producer in `stats` at the retained-variance targets `taus`.
 pub fn analyze(stats: &Stats, taus: &[Tau]) -> Result<Vec<LayerReport>> {
-    stats.layers().iter().map(|layer| analyze_layer(layer, taus)).collect()
+    stats
+        .layers()
+        .iter()
+        .map(|layer| {
+            analyze_layer(layer, taus)
+                .map_err(|e| crate::Error::Layer { layer: layer.name.clone(), source: Box::new(e) })
+        })
+        .collect()
 }
 
 fn analyze_layer(layer: &LayerStats, taus: &[Tau]) -> Result<LayerReport> {

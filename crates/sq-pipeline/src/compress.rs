@@ -213,18 +213,22 @@ pub fn compress(
             settings.strategy
         )));
     }
+    if let Widths::PerLayer(widths) = &settings.widths {
+        crate::preflight::check_widths(model, widths)?;
+    }
     let links = model.links();
     let mut source = Source::new(model, calib, pre, settings)?;
     let mut current = model.clone();
     let mut selections = Vec::with_capacity(links.len());
     let mut layers = Vec::with_capacity(links.len());
     for (i, link) in links.iter().enumerate() {
-        let statistics = source.next(&current, model, link)?;
-        let (mut next, selection, outcome) = cut(&current, link, statistics.as_statistics(), settings)?;
-        source.keep_units(selection.kept())?;
+        let at = |e: Error| Error::Layer { layer: model.name(link.producer), source: Box::new(e) };
+        let statistics = source.next(&current, model, link).map_err(at)?;
+        let (mut next, selection, outcome) = cut(&current, link, statistics.as_statistics(), settings).map_err(at)?;
+        source.keep_units(selection.kept()).map_err(at)?;
         if settings.repair {
             if let Source::Sequential { frontier, reference: Some(reference) } = &source {
-                next = repair(model, &next, link, reference, frontier)?;
+                next = repair(model, &next, link, reference, frontier).map_err(at)?;
             }
         }
         current = next;

@@ -25,6 +25,46 @@ pub enum Error {
     /// Explicit widths do not cover a producer.
     #[error("no width given for producer `{0}`")]
     MissingWidth(String),
+    /// Explicit widths name a layer that is not a producer of the model.
+    #[error("width given for `{name}`, which is not a producer of this model (producers: {producers})")]
+    UnknownProducer {
+        /// The name given.
+        name: String,
+        /// The model's producers, comma-separated.
+        producers: String,
+    },
+    /// An explicit width is 0 or above the layer's number of units.
+    #[error("width {width} for `{layer}` is out of range: it has {units} units, so the width must be in 1..={units}")]
+    WidthOutOfRange {
+        /// The producer.
+        layer: String,
+        /// The width given.
+        width: usize,
+        /// The producer's number of units.
+        units: usize,
+    },
+    /// Some producers would get fewer samples than they have units (plus
+    /// one): their covariance is rank deficient and their retained
+    /// variance meaningless; see [`Shortfall`](crate::Shortfall).
+    #[error(
+        "too few calibration samples for a full-rank covariance: {}; retained variance and k(tau) would be meaningless (at least {images_needed} images needed)",
+        crate::preflight::summary(.layers)
+    )]
+    TooFewSamples {
+        /// Every producer that falls short, first to last.
+        layers: Vec<crate::Shortfall>,
+        /// The fewest images that satisfy all of them.
+        images_needed: u64,
+    },
+    /// A step failed on one producer; the source says how.
+    #[error("layer `{layer}`")]
+    Layer {
+        /// The producer being squeezed or analysed.
+        layer: String,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// The calibration set is empty.
     #[error("the calibration set is empty")]
     NoCalibration,

@@ -45,6 +45,7 @@ mod analysis;
 mod budget;
 mod compress;
 mod error;
+mod preflight;
 mod sensitivity;
 
 pub use allocate::{allocate, Allocation, CostModel, LossCurve, Profile};
@@ -52,4 +53,5 @@ pub use analysis::{analyze, LayerReport};
 pub use budget::{ModelBudget, Resource};
 pub use compress::{compress, LayerOutcome, Mode, Objective, Outcome, Settings, Target, Widths};
 pub use error::{Error, Result};
+pub use preflight::{check_samples, check_stats_samples, check_widths, shortfalls, stats_shortfalls, Shortfall};
 pub use sensitivity::{grid, measured_curves, variance_curves, Allocator};

@@ -77,6 +77,13 @@ pub struct Axes {
 /// Draws `series` as lines with a marker on every point and a legend, and writes the chart to `path`
 /// (`.svg` or `.png`) atomically.
 pub fn line_chart(axes: &Axes, series: &[Series], path: &Path) -> Result<(), PlotError> {
+    let bytes = line_chart_bytes(axes, series, path)?;
+    Ok(sq_io::write_atomic(path, &bytes)?)
+}
+
+/// The file [`line_chart`] would write to `path`, in memory, in the format
+/// of its extension, for callers that write several outputs together.
+pub fn line_chart_bytes(axes: &Axes, series: &[Series], path: &Path) -> Result<Vec<u8>, PlotError> {
     let format = Format::of(path)?;
     register_font();
     let err = |message: String| PlotError::Draw { path: path.display().to_string(), message };
@@ -102,7 +109,7 @@ pub fn line_chart(axes: &Axes, series: &[Series], path: &Path) -> Result<(), Plo
             png
         }
     };
-    Ok(sq_io::write_atomic(path, &bytes)?)
+    Ok(bytes)
 }
 
 fn register_font() {

@@ -66,13 +66,13 @@ pub enum Error {
     #[error("layer `{0}` appears more than once in the selection")]
     DuplicateLayer(String),
     /// A selection is not well-formed JSON of the expected shape.
-    #[error("malformed selection: {0}")]
+    #[error("malformed selection")]
     Json(#[from] serde_json::Error),
     /// A selection file could not be written.
     #[error(transparent)]
     Write(#[from] sq_io::Error),
     /// A selection file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -80,7 +80,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A selection file was read but its content is invalid.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: invalid selection", path.display())]
     Load {
         /// The file.
         path: PathBuf,

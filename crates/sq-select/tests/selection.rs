@@ -101,5 +101,7 @@ fn malformed_files_and_duplicate_layers_are_errors() {
     std::fs::write(&broken, with_kept("[1, 1]")).unwrap();
     let error = Selection::load(&broken).unwrap_err();
     assert!(matches!(error, Error::Load { .. }));
-    assert!(error.to_string().contains("broken.json") && error.to_string().contains("features.3"));
+    // The file is named once, the defect once, in the error and its source.
+    let cause = std::error::Error::source(&error).unwrap().to_string();
+    assert!(error.to_string().contains("broken.json") && cause.contains("features.3"), "{error}: {cause}");
 }

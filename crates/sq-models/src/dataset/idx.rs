@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
-use super::{locate, Dataset, DatasetError, Split, NUM_CLASSES};
+use super::{locate, Dataset, DatasetError, Split, MAX_DATA_BYTES, NUM_CLASSES};
 
 /// Magic number of a `u8` IDX file with three dimensions.
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -25,12 +25,29 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// gigabytes up front; the buffer grows past it for real data.
 const MAX_RESERVE: u64 = 64 << 20;
 
-/// Reads one split of an IDX dataset (MNIST layout) from `dir`.
-pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, DatasetError> {
-    let (images_file, labels_file) = match split {
+/// The image and label files of a split.
+fn files(split: Split) -> (&'static str, &'static str) {
+    match split {
         Split::Train => ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
         Split::Test => ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-    };
+    }
+}
+
+/// Every path [`load`] may read in `dir`, for both splits.
+pub(super) fn candidates(dir: &Path) -> Vec<PathBuf> {
+    [Split::Train, Split::Test]
+        .into_iter()
+        .flat_map(|split| {
+            let (images, labels) = files(split);
+            [images, labels]
+        })
+        .flat_map(|file| [dir.join(file), dir.join(format!("{file}.gz"))])
+        .collect()
+}
+
+/// Reads one split of an IDX dataset (MNIST layout) from `dir`.
+pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, DatasetError> {
+    let (images_file, labels_file) = files(split);
     let images_path = find(dir, images_file)?;
     let labels_path = find(dir, labels_file)?;
 
@@ -55,7 +72,8 @@ fn find(dir: &Path, file: &'static str) -> Result<PathBuf, DatasetError> {
 /// against the header, and returns the dimensions and the data.
 fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<([usize; D], Vec<u8>), DatasetError> {
     let io_error = |source| DatasetError::Io { path: path.to_owned(), source };
-    let mut reader = open(path)?;
+    let (mut reader, compressed) = open(path)?;
+    let file_len = std::fs::metadata(path).map_err(io_error)?.len();
 
     let header_len = 4 * (1 + D as u64);
     let mut header = Vec::with_capacity(4 * (1 + D));
@@ -74,8 +92,30 @@ fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<(
     for (dim, word) in dims.iter_mut().zip(words) {
         *dim = word as usize;
     }
+    let shape = |reason: String| DatasetError::Shape { path: path.to_owned(), reason };
+    if dims[0] == 0 {
+        return Err(shape("the header says it holds no items".into()));
+    }
+    if dims[1..].contains(&0) {
+        return Err(shape(format!("the header gives items of shape {:?}, with a zero side", &dims[1..])));
+    }
 
     let data_len = dims.iter().fold(1u64, |len, &dim| len.saturating_mul(dim as u64));
+    if data_len > MAX_DATA_BYTES {
+        return Err(shape(format!(
+            "the header claims {data_len} bytes of data (dimensions {dims:?}), more than the {MAX_DATA_BYTES} a dataset file may hold"
+        )));
+    }
+    // Deflate expands at most 1032:1, so a file of `len` bytes can never
+    // hold more than that: fail now rather than after decompressing it all.
+    if compressed && data_len > file_len.saturating_mul(1032) {
+        return Err(shape(format!(
+            "the header claims {data_len} bytes of data, more than this {file_len}-byte gzip file can hold decompressed"
+        )));
+    }
+    if !compressed && header_len.saturating_add(data_len) > file_len {
+        return Err(truncated(header_len.saturating_add(data_len), file_len));
+    }
     let mut data = Vec::with_capacity(data_len.min(MAX_RESERVE) as usize);
     // One byte more than promised reveals trailing data.
     reader.take(data_len.saturating_add(1)).read_to_end(&mut data).map_err(io_error)?;
@@ -88,13 +128,13 @@ fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<(
 }
 
 /// Opens `path` for reading, decompressing it if it starts with the gzip
-/// magic bytes.
-fn open(path: &Path) -> Result<Box<dyn Read>, DatasetError> {
+/// magic bytes (then the flag is true).
+fn open(path: &Path) -> Result<(Box<dyn Read>, bool), DatasetError> {
     let io_error = |source| DatasetError::Io { path: path.to_owned(), source };
     let mut reader = BufReader::new(File::open(path).map_err(io_error)?);
     if reader.fill_buf().map_err(io_error)?.starts_with(&GZIP_MAGIC) {
-        Ok(Box::new(MultiGzDecoder::new(reader)))
+        Ok((Box::new(MultiGzDecoder::new(reader)), true))
     } else {
-        Ok(Box::new(reader))
+        Ok((Box::new(reader), false))
     }
 }

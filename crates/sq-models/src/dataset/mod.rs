@@ -43,6 +43,12 @@ use thiserror::Error;
 /// CIFAR-10 all have ten); labels are checked against it on load.
 const NUM_CLASSES: usize = 10;
 
+/// The most pixel or label bytes one dataset file may hold (1 GiB, twice
+/// EMNIST's largest split): a header that claims more fails before any data
+/// is read, so a corrupt or hostile file cannot make a loader read or
+/// allocate gigabytes.
+pub const MAX_DATA_BYTES: u64 = 1 << 30;
+
 /// Environment variable that overrides where the `fashion-mnist` spec looks
 /// for its files; see [`default_data_dir`].
 pub const DATA_DIR_ENV: &str = "SQUEEZE_DATA_DIR";
@@ -281,6 +287,15 @@ impl DatasetSpec {
         }
     }
 
+    /// Every path the two splits may be read from, whether or not it exists:
+    /// what a command must never write over.
+    pub fn candidate_files(&self) -> Vec<PathBuf> {
+        match self {
+            DatasetSpec::FashionMnist(dir) | DatasetSpec::Mnist(dir) => idx::candidates(dir),
+            DatasetSpec::Cifar10(dir) => cifar::candidates(dir),
+        }
+    }
+
     /// Reads one split into memory, checking every header, size and label.
     ///
     /// # Errors
@@ -418,6 +433,16 @@ pub enum DatasetError {
         expected: u64,
         /// Bytes present.
         actual: u64,
+    },
+    /// A file's header describes an unusable dataset: no images, images
+    /// with a zero side, or more data than the file can hold or than
+    /// [`MAX_DATA_BYTES`] allows (checked before reading the data).
+    #[error("{}: {reason}", .path.display())]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
     },
     /// An IDX file holds more data than its header describes.
     #[error("{} has data past the {expected} bytes its header describes", .path.display())]
