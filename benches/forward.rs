@@ -1,61 +1,161 @@
-//! Inference latency of the reference VGG-16-BN and of its squeezed version.
+//! Inference speed of the reference VGG-16-BN and of its squeezed version,
+//! on the runner's execution plan and on the old layer-by-layer path.
 //!
-//! This is the runner's forward pass (`Model::forward`, candle on the CPU)
-//! and the "faster" half of squeeze's claim: the same runner, machine,
-//! process and batch size for both models, at batch 1 (latency) and batch
-//! 64 (throughput). The squeezed model is built once in the setup with the
-//! default settings (tau 0.99, eliminate, least-squares compensation,
-//! sequential) on the first 256 training images; its parameter and MAC
-//! ratios are printed beside the timings.
+//! * **plan**: `Model::forward`, the fused execution plan (BatchNorm folded,
+//!   tiled im2col + gemm, bias and ReLU fused, channel-last activations).
+//! * **candle layers**: `Model::forward_layers` on the BatchNorm-folded
+//!   model, i.e. candle's `conv2d`, `relu`, `max_pool2d` and `matmul` one
+//!   layer at a time: the runner as it was before the plan, deployed the
+//!   way `cargo xtask reproduce` times it.
 //!
-//! IDs: `forward/original/b1`, `forward/original/b64`, `forward/squeezed/b1`,
-//! `forward/squeezed/b64`; throughput is in images per second.
+//! The squeezed model is built once in the setup with the default settings
+//! (tau 0.99, eliminate, least-squares compensation, sequential) on the
+//! first 256 training images. One run first prints a side-by-side table of
+//! images/s at batch 1 and 64, measured *interleaved* (every configuration
+//! once per round, median over rounds) so that the ratios survive a noisy,
+//! shared machine, then runs criterion on the same configurations.
+//!
+//! Criterion IDs: `forward/{original,squeezed}/b{1,64}` (plan) and
+//! `forward-layers/{original,squeezed}/b{1,64}` (candle); throughput in
+//! images per second. See `benches/README.md` for the PyTorch comparison.
 
 mod common;
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use candle_core::Tensor;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use sq_models::transform::fold_batchnorm;
+use sq_models::Model;
 use sq_pipeline::{compress, Settings};
 
 /// Calibration images for the squeeze done in the setup.
 const CALIBRATION: usize = 256;
 /// Batch sizes timed: single-image latency and a throughput batch.
 const BATCHES: [usize; 2] = [1, 64];
+/// Rounds of the interleaved side-by-side measurement, per batch size.
+const ROUNDS: [usize; 2] = [40, 8];
 
-fn forward(c: &mut Criterion) {
+/// One model, as the plan runs it and as the old path ran it.
+struct Subject {
+    name: &'static str,
+    model: Model,
+    /// BatchNorm folded into the convolutions, for the candle path.
+    folded: Model,
+}
+
+/// The two ways of running a model that the bench compares.
+#[derive(Clone, Copy)]
+enum Path {
+    Plan,
+    CandleLayers,
+}
+
+impl Subject {
+    fn new(name: &'static str, model: Model) -> Self {
+        let folded = fold_batchnorm(&model).expect("fold BatchNorm");
+        Self { name, model, folded }
+    }
+
+    fn run(&self, path: Path, x: &Tensor) -> Tensor {
+        match path {
+            Path::Plan => self.model.forward(x),
+            Path::CandleLayers => self.folded.forward_layers(x, 0..self.folded.layers().len()),
+        }
+        .expect("forward pass")
+    }
+}
+
+fn main() {
     let original = common::reference_model();
     let (calib, pre) = common::calibration(&original, CALIBRATION);
     let squeezed =
         compress(&original, &calib, &pre, &Settings::default(), |_, _| {}).expect("squeeze the reference model").model;
+    let flop_ratio = original.macs() as f64 / squeezed.macs() as f64;
     eprintln!(
-        "squeezed VGG-16 (tau 0.99, {CALIBRATION} images): params {} -> {} ({:.2}x smaller), MACs/image {} -> {} ({:.2}x fewer)",
+        "squeezed VGG-16 (tau 0.99, {CALIBRATION} images): params {} -> {} ({:.2}x smaller), MACs/image {} -> {} ({flop_ratio:.2}x fewer)",
         original.param_count(),
         squeezed.param_count(),
         original.param_count() as f64 / squeezed.param_count() as f64,
         original.macs(),
         squeezed.macs(),
-        original.macs() as f64 / squeezed.macs() as f64,
     );
+    let subjects = [Subject::new("original", original), Subject::new("squeezed", squeezed)];
+    let inputs: Vec<Tensor> = BATCHES.iter().map(|&b| common::input_batch(&calib, &pre, b)).collect();
 
-    let mut group = c.benchmark_group("forward");
-    group.sample_size(10);
-    for (name, model) in [("original", &original), ("squeezed", &squeezed)] {
-        for batch in BATCHES {
-            let x = common::input_batch(&calib, &pre, batch);
-            group.throughput(Throughput::Elements(batch as u64));
-            group.bench_with_input(BenchmarkId::new(name, format!("b{batch}")), &x, |b, x| {
-                b.iter(|| model.forward(black_box(x)).expect("forward pass"))
-            });
+    side_by_side(&subjects, &inputs, flop_ratio);
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+    for (group, path) in [("forward", Path::Plan), ("forward-layers", Path::CandleLayers)] {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(10);
+        for subject in &subjects {
+            for (batch, x) in BATCHES.iter().zip(&inputs) {
+                g.throughput(Throughput::Elements(*batch as u64));
+                g.bench_with_input(BenchmarkId::new(subject.name, format!("b{batch}")), x, |b, x| {
+                    b.iter(|| subject.run(path, black_box(x)))
+                });
+            }
         }
+        g.finish();
     }
-    group.finish();
+    c.final_summary();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-    targets = forward
+/// Prints images/s of every (model, path, batch), timed interleaved: each
+/// round runs every configuration of a batch size once. The median over
+/// rounds is the headline; the best round shows what an idle machine gives.
+fn side_by_side(subjects: &[Subject], inputs: &[Tensor], flop_ratio: f64) {
+    let configs: Vec<(&Subject, Path)> =
+        subjects.iter().flat_map(|s| [(s, Path::CandleLayers), (s, Path::Plan)]).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!("\nVGG-16 forward on {threads} threads, images/s: median of interleaved rounds (best round)");
+    eprintln!("{:<9} {:>5} {:>16} {:>16} {:>12}", "model", "batch", "candle layers", "plan", "plan/candle");
+    let mut speedups = Vec::new();
+    for ((batch, x), rounds) in BATCHES.iter().zip(inputs).zip(ROUNDS) {
+        let mut seconds = vec![Vec::with_capacity(rounds); configs.len()];
+        for (subject, path) in &configs {
+            subject.run(*path, x); // warm-up: builds the plan, touches the weights
+        }
+        for _ in 0..rounds {
+            for ((subject, path), times) in configs.iter().zip(&mut seconds) {
+                let start = Instant::now();
+                black_box(subject.run(*path, x));
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+        // Per configuration: (median, best) images/s.
+        let rates: Vec<(f64, f64)> = seconds
+            .iter_mut()
+            .map(|t| {
+                t.sort_by(f64::total_cmp);
+                (*batch as f64 / t[t.len() / 2], *batch as f64 / t[0])
+            })
+            .collect();
+        let cell = |(median, best): (f64, f64)| format!("{median:.1} ({best:.1})");
+        for (subject, pair) in subjects.iter().zip(rates.chunks_exact(2)) {
+            let (candle, plan) = (pair[0], pair[1]);
+            eprintln!(
+                "{:<9} {batch:>5} {:>16} {:>16} {:>11.2}x",
+                subject.name,
+                cell(candle),
+                cell(plan),
+                plan.0 / candle.0
+            );
+        }
+        // Squeezed over original, medians, for each path.
+        speedups.push((batch, rates[3].0 / rates[1].0, rates[2].0 / rates[0].0));
+    }
+    for (batch, plan, candle) in speedups {
+        eprintln!(
+            "squeezed/original at batch {batch}: plan {plan:.2}x, candle layers {candle:.2}x \
+             (FLOP ratio {flop_ratio:.2}x; plan speedup / FLOP ratio {:.2})",
+            plan / flop_ratio
+        );
+    }
+    eprintln!();
 }
-criterion_main!(benches);

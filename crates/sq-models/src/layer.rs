@@ -138,6 +138,14 @@ impl Layer {
         matches!(self, Layer::Conv2d(_) | Layer::Linear(_))
     }
 
+    /// True for the layers whose input a hook of [`Model::forward_with`](crate::Model::forward_with)
+    /// sees: convolutions, linear layers and the flatten. Every
+    /// [`Link::tap`](crate::Link::tap) is one, and each starts a step of the
+    /// execution plan, so the tensor it reads exists between two fused steps.
+    pub fn is_tap_point(&self) -> bool {
+        self.is_linear_operator() || matches!(self, Layer::Flatten)
+    }
+
     /// Runs the layer in inference mode.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {

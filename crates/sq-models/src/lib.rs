@@ -3,8 +3,14 @@
 //! * [`Model`] is an *editable description* of a feed-forward CNN: an
 //!   ordered list of [`Layer`] values holding their tensors. It can name its
 //!   producer/consumer pairs ([`Model::links`]) and run with a hook that
-//!   sees the input of every layer ([`Model::forward_with`]), which is how
-//!   `sq-capture` gathers statistics.
+//!   sees the input of every conv, linear and flatten layer
+//!   ([`Model::forward_with`]), which is how `sq-capture` gathers statistics.
+//! * Running goes through an execution plan compiled from the description
+//!   on first use: channel-last activations, BatchNorm folded into the
+//!   convolutions, tiled im2col + GEMM (the `gemm` crate) with bias and
+//!   ReLU fused, parallel over tiles of pixels or of channels. The
+//!   layer-by-layer candle path stays as the reference
+//!   ([`Model::forward_layers`]).
 //! * [`checkpoint`] reads and writes torchvision-named safetensors files
 //!   (VGG-11/13/16/19, with or without BatchNorm; widths from shapes).
 //! * [`transform`] holds function-preserving rewrites such as BatchNorm folding.
@@ -48,6 +54,7 @@ mod error;
 pub mod eval;
 mod layer;
 mod model;
+mod plan;
 pub mod synthetic;
 pub mod transform;
 mod vgg;

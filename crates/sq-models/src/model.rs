@@ -10,15 +10,23 @@
 //! (`features.N` before the flatten, `classifier.N` after it). A model whose
 //! BatchNorms were folded away therefore gets the names of the plain VGG
 //! automatically, and a checkpoint we write loads in torchvision as is.
+//!
+//! Running a model goes through an execution plan compiled from the layers
+//! on first use and cached (see `plan`): BatchNorm folded into the
+//! convolutions, bias and ReLU fused into the GEMM. The description is
+//! never edited in place (edits go through [`Model::into_parts`] and
+//! [`Model::new`]), so a cached plan always matches its layers.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
 use crate::layer::Layer;
+use crate::plan::{Activation, Plan};
 
 /// Shape of one image's activation between two layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +113,9 @@ pub struct Model {
     /// `shapes[i]` is the input of layer `i`; the last entry is the output.
     shapes: Vec<ActShape>,
     metadata: BTreeMap<String, String>,
+    /// The compiled layers, built on first use; `None` inside when some
+    /// layer has no fast kernel. Shared by clones.
+    plan: OnceLock<Option<Arc<Plan>>>,
 }
 
 impl Model {
@@ -117,7 +128,7 @@ impl Model {
                 .map_err(|message| Error::Invalid { layer: layer_name(&layers, i), message })?;
             shapes.push(next);
         }
-        Ok(Self { input, layers, shapes, metadata })
+        Ok(Self { input, layers, shapes, metadata, plan: OnceLock::new() })
     }
 
     /// Shape of one input image.
@@ -180,31 +191,76 @@ impl Model {
         self.forward_range(x, 0..self.layers.len())
     }
 
-    /// Runs the whole model and calls `hook(i, input)` with the tensor each
-    /// layer `i` reads, just before running it. This is how statistics are
-    /// captured: candle has no forward hooks, so the runner offers one.
+    /// Runs the whole model like [`Model::forward`] and calls
+    /// `hook(i, input)` once for every *tap point* `i` — every layer for
+    /// which [`Layer::is_tap_point`] holds (convolution, linear, flatten) —
+    /// in increasing order of `i`, just before that layer runs, with the
+    /// tensor it reads: `N x C x H x W` or `N x F`, contiguous, exactly what
+    /// [`Model::forward_layers`] would feed it. The inputs of other layers
+    /// (BatchNorm, ReLU, max-pool, dropout) are not shown: they are fused
+    /// into the step that precedes them. Every [`Link::tap`] is a tap point,
+    /// so this is all that statistics capture needs. The first error the
+    /// hook returns stops the pass and is returned.
     pub fn forward_with<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
     where
         E: From<Error>,
         F: FnMut(usize, &Tensor) -> std::result::Result<(), E>,
     {
         self.check_input(x)?;
-        let mut x = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
-            hook(i, &x)?;
-            x = layer.forward(&x).map_err(Error::from)?;
-        }
-        Ok(x)
+        let Some(plan) = self.plan() else {
+            let mut x = x.clone();
+            for (i, layer) in self.layers.iter().enumerate() {
+                if layer.is_tap_point() {
+                    hook(i, &x)?;
+                }
+                x = layer.forward(&x).map_err(Error::from)?;
+            }
+            return Ok(x);
+        };
+        let x = Activation::from_tensor(x, self.input)?;
+        let out = plan.run_with_taps(x, 0..self.layers.len(), |i, input| hook(i, &input.to_tensor()?))?;
+        Ok(out.to_tensor()?)
     }
 
     /// Runs only `layers[range]` on `x`, which must be the input of
-    /// `range.start`. Used to advance cached activations layer by layer.
+    /// `range.start` (`N x shape_before(range.start)`). Used to advance
+    /// cached activations from one tap to the next. It runs the execution
+    /// plan when each end of the range is `0`, `layers().len()` or a tap
+    /// point ([`Layer::is_tap_point`]); any other range runs layer by layer
+    /// ([`Model::forward_layers`]), with the same result.
     pub fn forward_range(&self, x: &Tensor, range: Range<usize>) -> Result<Tensor> {
+        match self.plan() {
+            Some(plan) if !range.is_empty() && plan.is_boundary(range.start) && plan.is_boundary(range.end) => {
+                let x = Activation::from_tensor(x, self.shapes[range.start])?;
+                plan.run(x, range).to_tensor()
+            }
+            _ => self.forward_layers(x, range),
+        }
+    }
+
+    /// Runs `layers[range]` one at a time with candle's operations
+    /// ([`Layer::forward`]), without the execution plan: several times
+    /// slower, defined for any range. It is the reference that the plan is
+    /// tested against, and the fallback for a model with a layer the plan
+    /// cannot compile (a grouped or dilated convolution, weights that are
+    /// not f32).
+    pub fn forward_layers(&self, x: &Tensor, range: Range<usize>) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers[range] {
             x = layer.forward(&x)?;
         }
         Ok(x)
+    }
+
+    /// Whether [`Model::forward`] runs the fused execution plan (`false`:
+    /// the layer-by-layer fallback of [`Model::forward_layers`]).
+    pub fn uses_plan(&self) -> bool {
+        self.plan().is_some()
+    }
+
+    /// The cached plan, compiled on first use.
+    fn plan(&self) -> Option<&Plan> {
+        self.plan.get_or_init(|| Plan::build(&self.layers).ok().flatten().map(Arc::new)).as_deref()
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::layer::{Conv2d, Layer};
+use crate::layer::{BatchNorm2d, Conv2d, Layer};
 use crate::model::Model;
 
 /// Folds every BatchNorm that directly follows a convolution into it:
@@ -16,20 +16,23 @@ pub fn fold_batchnorm(model: &Model) -> Result<Model> {
     let mut layers: Vec<Layer> = Vec::with_capacity(model.layers().len());
     for layer in model.layers() {
         match (layers.last_mut(), layer) {
-            (Some(Layer::Conv2d(conv)), Layer::BatchNorm2d(bn)) => {
-                let scale = bn.scale()?;
-                let out = scale.dims1()?;
-                let weight = conv.weight().broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
-                let bias = match conv.bias() {
-                    Some(b) => b.mul(&scale)?,
-                    None => Tensor::zeros(out, scale.dtype(), scale.device())?,
-                }
-                .add(&bn.shift()?)?;
-                *conv = Conv2d::new(weight, Some(bias), *conv.config());
-            }
+            (Some(Layer::Conv2d(conv)), Layer::BatchNorm2d(bn)) => *conv = fold_into_conv(conv, bn)?,
             _ => layers.push(layer.clone()),
         }
     }
     let (input, _, metadata) = model.clone().into_parts();
     Model::new(input, layers, metadata)
+}
+
+/// The convolution computing `bn(conv(x))`, with the formula of [`fold_batchnorm`].
+pub(crate) fn fold_into_conv(conv: &Conv2d, bn: &BatchNorm2d) -> Result<Conv2d> {
+    let scale = bn.scale()?;
+    let out = scale.dims1()?;
+    let weight = conv.weight().broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+    let bias = match conv.bias() {
+        Some(b) => b.mul(&scale)?,
+        None => Tensor::zeros(out, scale.dtype(), scale.device())?,
+    }
+    .add(&bn.shift()?)?;
+    Ok(Conv2d::new(weight, Some(bias), *conv.config()))
 }

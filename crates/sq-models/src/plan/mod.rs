@@ -1,0 +1,200 @@
+//! The execution plan: a model's layers compiled into fused steps.
+//!
+//! [`Model`](crate::Model) stays an editable description with BatchNorm as
+//! its own layer; this module turns the description into what actually
+//! runs. Each *step* covers a range of layers:
+//!
+//! * a convolution or linear layer, a BatchNorm right after it folded into
+//!   its weights, and every unit-wise layer after that (ReLU, dropout,
+//!   further BatchNorms) applied in the GEMM epilogue ([`conv`]);
+//! * a max-pool ([`pool`]); a flatten;
+//! * unit-wise layers that follow neither a convolution nor a linear layer.
+//!
+//! So every conv, linear and flatten layer starts a step: the inputs of
+//! those layers (the *tap points*, [`Layer::is_tap_point`]) are exactly
+//! what the plan can show to a hook, and the only places where a range of
+//! layers can start or end without falling back to the layer-by-layer
+//! path. Activations between steps are channel-last ([`activation`]).
+//!
+//! A plan is built from the layers once and never changes; the model
+//! caches it, and an edited model is a new model with a new plan.
+
+mod activation;
+mod conv;
+mod gemm;
+mod pool;
+mod unit;
+
+use std::fmt;
+use std::ops::Range;
+
+pub(crate) use activation::Activation;
+use conv::Conv;
+use unit::UnitOp;
+
+use crate::error::Result;
+use crate::layer::Layer;
+use crate::transform::fold_into_conv;
+
+/// What one step computes.
+enum Op {
+    /// Convolution or linear layer with its fused epilogue.
+    Conv(Conv),
+    /// Max pooling.
+    MaxPool { kernel: usize, stride: usize },
+    /// Unit-wise layers on their own.
+    Unit(Vec<UnitOp>),
+    /// Channel-last map to PyTorch's channel-major vector.
+    Flatten,
+}
+
+/// One fused group of consecutive layers.
+struct Step {
+    layers: Range<usize>,
+    /// Whether `layers.start` is a tap point.
+    tap: bool,
+    op: Op,
+}
+
+impl Step {
+    /// Appends a unit-wise operation to a convolution's epilogue or to a
+    /// unit step (dropout, `None`, adds nothing).
+    fn push(&mut self, op: Option<UnitOp>) {
+        match (&mut self.op, op) {
+            (Op::Conv(conv), Some(op)) => conv.push(op),
+            (Op::Unit(ops), Some(op)) => ops.push(op),
+            _ => {}
+        }
+    }
+
+    /// Runs the step on a batch.
+    fn run(&self, mut x: Activation) -> Activation {
+        match &self.op {
+            Op::Conv(conv) => conv.run(&x),
+            Op::MaxPool { kernel, stride } => pool::max_pool(&x, *kernel, *stride),
+            Op::Unit(ops) => {
+                let channels = x.hwc().2;
+                unit::apply(ops, &mut x.data, 0..channels);
+                x
+            }
+            Op::Flatten => x.flatten(),
+        }
+    }
+}
+
+/// The steps of a whole model, in order.
+pub(crate) struct Plan {
+    steps: Vec<Step>,
+    layers: usize,
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan").field("steps", &self.steps.len()).field("layers", &self.layers).finish()
+    }
+}
+
+impl Plan {
+    /// Compiles `layers`, or returns `None` when some layer has no fast
+    /// kernel (a grouped or dilated convolution, weights that are not f32).
+    pub(crate) fn build(layers: &[Layer]) -> Result<Option<Self>> {
+        let mut steps: Vec<Step> = Vec::new();
+        let mut i = 0;
+        while i < layers.len() {
+            let start = i;
+            let op = match &layers[i] {
+                Layer::Conv2d(conv) => {
+                    let config = conv.config();
+                    if config.groups != 1 || config.dilation != 1 || conv.weight().dtype() != candle_core::DType::F32 {
+                        return Ok(None);
+                    }
+                    let folded = match layers.get(i + 1) {
+                        Some(Layer::BatchNorm2d(bn)) => {
+                            i += 1;
+                            Some(fold_into_conv(conv, bn)?)
+                        }
+                        _ => None,
+                    };
+                    let conv = folded.as_ref().unwrap_or(conv);
+                    Op::Conv(Conv::new(conv.weight(), conv.bias(), config.stride, config.padding)?)
+                }
+                Layer::Linear(linear) => {
+                    if linear.weight().dtype() != candle_core::DType::F32 {
+                        return Ok(None);
+                    }
+                    Op::Conv(Conv::linear(linear.weight(), linear.bias())?)
+                }
+                Layer::MaxPool2d { kernel, stride } => Op::MaxPool { kernel: *kernel, stride: *stride },
+                Layer::Flatten => Op::Flatten,
+                Layer::BatchNorm2d(_) | Layer::Relu | Layer::Dropout => {
+                    let op = unit_op(&layers[i])?;
+                    if let Some(last) = steps.last_mut().filter(|s| matches!(s.op, Op::Conv(_) | Op::Unit(_))) {
+                        last.layers.end = i + 1;
+                        last.push(op);
+                        i += 1;
+                        continue;
+                    }
+                    Op::Unit(op.into_iter().collect())
+                }
+            };
+            i += 1;
+            steps.push(Step { layers: start..i, tap: layers[start].is_tap_point(), op });
+        }
+        Ok(Some(Self { steps, layers: layers.len() }))
+    }
+
+    /// True when a range of layers may start or end at layer `i`: `i` starts
+    /// a step, or is the end of the model.
+    pub(crate) fn is_boundary(&self, i: usize) -> bool {
+        i == self.layers || self.steps.binary_search_by_key(&i, |s| s.layers.start).is_ok()
+    }
+
+    /// Runs the steps covering `range` (both ends boundaries) on `x`, the
+    /// input of `range.start`.
+    ///
+    /// The loop itself runs on a thread of rayon's pool, so that the
+    /// parallel loops of the steps start from inside the pool: a caller
+    /// outside it then hands over and waits once per pass instead of once
+    /// per step.
+    pub(crate) fn run(&self, x: Activation, range: Range<usize>) -> Activation {
+        debug_assert!(self.is_boundary(range.start) && self.is_boundary(range.end));
+        let first = self.steps.partition_point(|s| s.layers.start < range.start);
+        let steps = self.steps[first..].iter().take_while(|s| s.layers.start < range.end);
+        let pass = move || steps.fold(x, |x, step| step.run(x));
+        rayon::scope(|_| pass())
+    }
+
+    /// Like [`Plan::run`], calling `hook(i, input)` on the calling thread
+    /// before every tap point `i` in the range.
+    pub(crate) fn run_with_taps<E>(
+        &self,
+        mut x: Activation,
+        range: Range<usize>,
+        mut hook: impl FnMut(usize, &Activation) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Activation, E> {
+        let mut taps: Vec<usize> =
+            self.steps.iter().filter(|s| s.tap && range.contains(&s.layers.start)).map(|s| s.layers.start).collect();
+        taps.push(range.end);
+        let mut at = range.start;
+        for tap in taps {
+            if at < tap {
+                x = self.run(x, at..tap);
+            }
+            if tap < range.end {
+                hook(tap, &x)?;
+            }
+            at = tap;
+        }
+        Ok(x)
+    }
+}
+
+/// The per-channel operation of a unit-wise layer (`None` for dropout,
+/// the identity at inference, and for any other layer).
+fn unit_op(layer: &Layer) -> Result<Option<UnitOp>> {
+    Ok(match layer {
+        Layer::BatchNorm2d(bn) => Some(UnitOp::Affine { scale: bn.scale()?.to_vec1()?, shift: bn.shift()?.to_vec1()? }),
+        Layer::Relu => Some(UnitOp::Relu),
+        _ => None,
+    })
+}
