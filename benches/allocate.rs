@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sq_models::dataset::{DatasetSpec, Split};
-use sq_pipeline::{Allocator, Profile, Resource, Settings, Widths};
+use sq_pipeline::{Allocator, Multiple, Profile, Resource, Settings, Widths};
 
 /// Calibration images (first of the training split).
 const CALIBRATION: usize = 256;
@@ -50,7 +50,7 @@ fn allocate(c: &mut Criterion) {
     let measured = profile(Allocator::Measured).expect("profile");
     for (resource, ratio) in [(Resource::Params, 4.9), (Resource::Flops, 3.4)] {
         group.bench_function(format!("solve/{}", resource.as_str()), |b| {
-            b.iter(|| measured.allocate(black_box(&model), (resource, ratio)).expect("allocation"))
+            b.iter(|| measured.allocate(black_box(&model), (resource, ratio), Multiple::ONE).expect("allocation"))
         });
     }
     group.finish();

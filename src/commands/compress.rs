@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sq_models::checkpoint::{to_bytes, StorageDtype};
 use sq_models::Model;
 use sq_pipeline::{
-    compress, Allocation, Allocator, Mode, ModelBudget, Objective, Outcome, Profile, Settings, Target, Widths,
+    compress, Allocation, Allocator, Mode, ModelBudget, Multiple, Objective, Outcome, Profile, Settings, Target, Widths,
 };
 use sq_report::progress;
 use sq_rewrite::Compensation;
@@ -68,6 +68,11 @@ pub struct Args {
     /// calibration images match the original model's (one more forward pass of the original).
     #[arg(long)]
     repair: bool,
+    /// Round every kept width up to a multiple of M (or to the layer's full width): SIMD kernels run
+    /// channels in blocks, so 40 channels often cost no more than 37. Rounding up never drops a unit the
+    /// statistics asked for; a params/flops budget is still met (the allocation works in steps of M).
+    #[arg(long, value_name = "M", default_value = "1")]
+    round: Multiple,
     /// Explicit per-layer widths instead of --tau: a manifest written by an
     /// earlier `squeeze compress`, or a JSON object {"features.0": 28, ...}.
     #[arg(long)]
@@ -127,6 +132,7 @@ pub fn run(args: Args) -> Result<()> {
         target: args.target,
         batch: args.calibration.batch,
         repair: args.repair,
+        round: args.round,
     };
     let allocation = match global {
         Some(budget) => {
@@ -135,7 +141,7 @@ pub fn run(args: Args) -> Result<()> {
                 bar.set_position(done as u64)
             })?;
             bar.finish_and_clear();
-            let chosen = profile.allocate(&model, budget)?;
+            let chosen = profile.allocate(&model, budget, settings.round)?;
             settings.widths = Widths::PerLayer(chosen.widths.clone());
             Some(chosen)
         }

@@ -17,6 +17,11 @@
 //! the budget, the one whose interpolated curve gains the most per unit of
 //! cost grows. The result never exceeds the budget, and no single unit more
 //! fits into it.
+//!
+//! With a width [`Multiple`] `M`, the grid widths are rounded up to
+//! multiples of `M` (losses read off the curve there) and the refinement
+//! grows a producer to its next multiple at a time, so every width is a
+//! multiple of `M` or the producer's full width, and the budget still holds.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +34,7 @@ use sq_models::{Layer, Model};
 use crate::budget::Resource;
 use crate::compress::Settings;
 use crate::error::{Error, Result};
+use crate::multiple::Multiple;
 use crate::sensitivity::{measured_curves, variance_curves, Allocator};
 
 /// Steps the budget is divided into by the dynamic programme: costs are
@@ -160,8 +166,15 @@ impl<'m> CostModel<'m> {
 
 /// Widths for every producer that minimise the summed loss of `curves`
 /// (one per producer, in link order) with the model's `resource` at most
-/// `limit`; see the module documentation for the algorithm.
-pub fn allocate(cost: &CostModel<'_>, curves: &[LossCurve], resource: Resource, limit: usize) -> Result<Vec<usize>> {
+/// `limit`, each a multiple of `round` or the producer's full width; see
+/// the module documentation for the algorithm.
+pub fn allocate(
+    cost: &CostModel<'_>,
+    curves: &[LossCurve],
+    resource: Resource,
+    limit: usize,
+    round: Multiple,
+) -> Result<Vec<usize>> {
     let producers = cost.widths().len();
     if curves.len() != producers || curves.iter().zip(cost.widths()).any(|(c, &n)| c.width != n) {
         return Err(Error::CurvesMismatch);
@@ -173,14 +186,13 @@ pub fn allocate(cost: &CostModel<'_>, curves: &[LossCurve], resource: Resource, 
 
     // best[l][j][b]: least loss of producers 0..=l with producer l at its
     // j-th grid width and b bins spent (INFINITY: unreachable).
-    let grid: Vec<Vec<usize>> = curves.iter().map(|c| c.points.iter().map(|p| p.0).collect()).collect();
+    let grid: Vec<Vec<(usize, f64)>> = curves.iter().map(|c| rounded_grid(c, round)).collect();
     let mut best: Vec<Vec<Vec<f64>>> = Vec::with_capacity(producers);
     let mut from: Vec<Vec<Vec<u16>>> = Vec::with_capacity(producers);
     for l in 0..producers {
         let mut layer_best = vec![vec![f64::INFINITY; BINS + 1]; grid[l].len()];
         let mut layer_from = vec![vec![0u16; BINS + 1]; grid[l].len()];
-        for (j, &k) in grid[l].iter().enumerate() {
-            let loss = curves[l].points[j].1;
+        for (j, &(k, loss)) in grid[l].iter().enumerate() {
             if l == 0 {
                 let b = bins(cost.pair(0, 0, k, resource));
                 if b <= BINS {
@@ -188,7 +200,7 @@ pub fn allocate(cost: &CostModel<'_>, curves: &[LossCurve], resource: Resource, 
                 }
                 continue;
             }
-            for (i, &k_prev) in grid[l - 1].iter().enumerate() {
+            for (i, &(k_prev, _)) in grid[l - 1].iter().enumerate() {
                 let c = bins(cost.pair(l, k_prev, k, resource));
                 if c > BINS {
                     continue;
@@ -217,8 +229,9 @@ pub fn allocate(cost: &CostModel<'_>, curves: &[LossCurve], resource: Resource, 
     }
     let mut widths = vec![0; producers];
     if least.is_infinite() {
-        // Rounding costs up can hide a budget only the smallest widths meet.
-        let smallest: Vec<usize> = grid.iter().map(|g| g[0]).collect();
+        // Rounding costs up can hide a budget only the smallest widths meet
+        // (one unit, or one multiple, per producer: below the grid).
+        let smallest: Vec<usize> = curves.iter().map(|c| round.round_up(1, c.width)).collect();
         let smallest_cost = cost.total(&smallest, resource);
         if smallest_cost > limit {
             return Err(Error::Unreachable { limit, smallest: smallest_cost });
@@ -226,42 +239,59 @@ pub fn allocate(cost: &CostModel<'_>, curves: &[LossCurve], resource: Resource, 
         widths = smallest;
     } else {
         for l in (0..producers).rev() {
-            widths[l] = grid[l][j];
+            widths[l] = grid[l][j].0;
             if l > 0 {
                 let i = from[l][j][b] as usize;
-                b -= bins(cost.pair(l, grid[l - 1][i], grid[l][j], resource));
+                b -= bins(cost.pair(l, grid[l - 1][i].0, grid[l][j].0, resource));
                 j = i;
             }
         }
     }
-    fill(cost, curves, resource, limit, &mut widths);
+    fill(cost, curves, resource, limit, round, &mut widths);
     Ok(widths)
 }
 
-/// Grows `widths` one unit at a time, always the producer whose curve gains
-/// the most per unit of added cost, while some growth fits within `limit`.
-fn fill(cost: &CostModel<'_>, curves: &[LossCurve], resource: Resource, limit: usize, widths: &mut [usize]) {
+/// The grid widths of `curve` rounded up to `round` (within the producer's
+/// width), without repeats, each with the curve's loss there.
+fn rounded_grid(curve: &LossCurve, round: Multiple) -> Vec<(usize, f64)> {
+    let mut widths: Vec<usize> = curve.points.iter().map(|&(k, _)| round.round_up(k, curve.width)).collect();
+    widths.dedup();
+    widths.into_iter().map(|k| (k, curve.loss_at(k))).collect()
+}
+
+/// Grows `widths` one step at a time (one unit, or to the next multiple of
+/// `round`), always the producer whose curve gains the most per unit of
+/// added cost, while some growth fits within `limit`.
+fn fill(
+    cost: &CostModel<'_>,
+    curves: &[LossCurve],
+    resource: Resource,
+    limit: usize,
+    round: Multiple,
+    widths: &mut [usize],
+) {
     let mut total = cost.total(widths, resource);
     loop {
-        let mut choice: Option<(usize, f64, usize)> = None;
+        let mut choice: Option<(usize, usize, f64, usize)> = None;
         for l in 0..widths.len() {
-            if widths[l] >= curves[l].width {
+            let (k, n) = (widths[l], curves[l].width);
+            if k >= n {
                 continue;
             }
-            widths[l] += 1;
+            let next = round.round_up(k + 1, n);
+            widths[l] = next;
             let grown = cost.total(widths, resource);
-            widths[l] -= 1;
+            widths[l] = k;
             if grown > limit {
                 continue;
             }
-            let gain =
-                (curves[l].loss_at(widths[l]) - curves[l].loss_at(widths[l] + 1)) / (grown - total).max(1) as f64;
-            if choice.is_none_or(|(_, g, _)| gain > g) {
-                choice = Some((l, gain, grown));
+            let gain = (curves[l].loss_at(k) - curves[l].loss_at(next)) / (grown - total).max(1) as f64;
+            if choice.is_none_or(|(_, _, g, _)| gain > g) {
+                choice = Some((l, next, gain, grown));
             }
         }
-        let Some((l, _, grown)) = choice else { break };
-        widths[l] += 1;
+        let Some((l, next, _, grown)) = choice else { break };
+        widths[l] = next;
         total = grown;
     }
 }
@@ -346,16 +376,17 @@ impl Profile {
     }
 
     /// Widths for every producer of `model` (the model profiled) with at
-    /// most `1 / ratio` of its `resource`.
-    pub fn allocate(&self, model: &Model, (resource, ratio): (Resource, f64)) -> Result<Allocation> {
+    /// most `1 / ratio` of its `resource`, each a multiple of `round` or the
+    /// producer's full width.
+    pub fn allocate(&self, model: &Model, (resource, ratio): (Resource, f64), round: Multiple) -> Result<Allocation> {
         let cost = CostModel::new(model);
         let limit = (cost.total(cost.widths(), resource) as f64 / ratio).floor() as usize;
         let (widths, tau) = match self.allocator {
             Allocator::Uniform => {
-                let (tau, widths) = uniform_widths(&cost, &self.spectra, resource, limit)?;
+                let (tau, widths) = uniform_widths(&cost, &self.spectra, resource, limit, round)?;
                 (widths, Some(tau))
             }
-            Allocator::Variance | Allocator::Measured => (allocate(&cost, &self.curves, resource, limit)?, None),
+            Allocator::Variance | Allocator::Measured => (allocate(&cost, &self.curves, resource, limit, round)?, None),
         };
         Ok(Allocation {
             allocator: self.allocator,
@@ -375,15 +406,18 @@ fn spectra(stats: &Stats) -> Result<Vec<Spectrum>> {
     stats.layers().iter().map(|l| Ok(Spectrum::from_covariance(&l.moments.covariance()?)?)).collect()
 }
 
-/// The largest `tau` (to 1e-9) whose widths `k(tau)` on `spectra` cost at
-/// most `limit`, and those widths.
+/// The largest `tau` (to 1e-9) whose widths `k(tau)`, rounded up to
+/// `round`, on `spectra` cost at most `limit`, and those widths.
 fn uniform_widths(
     cost: &CostModel<'_>,
     spectra: &[Spectrum],
     resource: Resource,
     limit: usize,
+    round: Multiple,
 ) -> Result<(f64, Vec<usize>)> {
-    let widths_at = |tau: f64| -> Result<Vec<usize>> { spectra.iter().map(|s| Ok(s.k_for(tau)?.max(1))).collect() };
+    let widths_at = |tau: f64| -> Result<Vec<usize>> {
+        spectra.iter().zip(cost.widths()).map(|(s, &n)| Ok(round.round_up(s.k_for(tau)?.max(1), n))).collect()
+    };
     let smallest = widths_at(f64::MIN_POSITIVE)?;
     if cost.total(&smallest, resource) > limit {
         return Err(Error::Unreachable { limit, smallest: cost.total(&smallest, resource) });

@@ -27,6 +27,7 @@ use sq_select::{
 };
 
 use crate::error::{Error, Result};
+use crate::multiple::Multiple;
 
 /// Where the statistics of each producer come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -120,6 +121,10 @@ pub struct Settings {
     /// mean and variance on the calibration set match the original model's
     /// (sequential mode).
     pub repair: bool,
+    /// Every kept width is rounded up to a multiple of this (or to the
+    /// producer's full width), whatever chose it: `k(tau)`, explicit or
+    /// allocated widths.
+    pub round: Multiple,
 }
 
 impl Settings {
@@ -163,6 +168,7 @@ impl Default for Settings {
             target: Target::Current,
             batch: 64,
             repair: false,
+            round: Multiple::ONE,
         }
     }
 }
@@ -325,6 +331,10 @@ fn cut(
             let current: Vec<usize> = (n..2 * n).collect();
             m.covariance()?.select(&current, &current)?
         }
+    };
+    let budget = match settings.round {
+        Multiple::ONE => budget,
+        round => Budget::Width(round.round_up(keep_count(&cov, &budget)?, n)),
     };
     let selection = settings.select(model, link, &cov, budget)?;
     let patch = plan(link, &name, selection.kept(), stats, settings.compensation)?;

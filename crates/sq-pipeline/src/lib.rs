@@ -45,6 +45,7 @@ mod analysis;
 mod budget;
 mod compress;
 mod error;
+mod multiple;
 mod preflight;
 mod sensitivity;
 
@@ -53,5 +54,6 @@ pub use analysis::{analyze, LayerReport};
 pub use budget::{ModelBudget, Resource};
 pub use compress::{compress, LayerOutcome, Mode, Objective, Outcome, Settings, Target, Widths};
 pub use error::{Error, Result};
+pub use multiple::Multiple;
 pub use preflight::{check_samples, check_stats_samples, check_widths, shortfalls, stats_shortfalls, Shortfall};
 pub use sensitivity::{grid, measured_curves, variance_curves, Allocator};

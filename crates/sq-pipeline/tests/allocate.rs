@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use sq_models::synthetic::VggSpec;
 use sq_models::Arch;
-use sq_pipeline::{allocate, CostModel, LossCurve, ModelBudget, Resource};
+use sq_pipeline::{allocate, CostModel, LossCurve, ModelBudget, Multiple, Resource};
 
 /// A VGG of family `arch` with the given conv widths and hidden sizes.
 fn vgg(arch: &str, widths: Vec<usize>, hidden: Vec<usize>, side: usize) -> sq_models::Model {
@@ -49,15 +49,19 @@ proptest! {
         prop_assert_eq!(cost.total(&at, Resource::Flops), small.macs());
     }
 
-    /// Whatever the curves, the allocation stays within the budget, and
-    /// growing any producer by one unit would exceed it.
+    /// Whatever the curves and the width multiple, the allocation stays
+    /// within the budget, every width is a multiple or the full width, and
+    /// growing any producer by one step (one unit, or to its next multiple)
+    /// would exceed the budget.
     #[test]
     fn allocation_meets_the_budget_exactly(
         (bn, widths, hidden, _, _) in shapes(),
         slopes in prop::collection::vec(0.0f64..5.0, 10),
         ratio in 1.05f64..8.0,
         flops: bool,
+        multiple in prop::sample::select(vec![1usize, 1, 2, 4, 8]),
     ) {
+        let round = Multiple::new(multiple).unwrap();
         let model = vgg(if bn { "vgg11_bn" } else { "vgg11" }, widths, hidden, 32);
         let cost = CostModel::new(&model);
         let resource = if flops { Resource::Flops } else { Resource::Params };
@@ -65,15 +69,18 @@ proptest! {
         let curves: Vec<LossCurve> =
             links.iter().zip(slopes.iter().cycle()).map(|(l, &s)| curve(&model.name(l.producer), l.units(), s)).collect();
         let limit = (cost.total(cost.widths(), resource) as f64 / ratio) as usize;
-        let smallest = cost.total(&vec![1; links.len()], resource);
-        match allocate(&cost, &curves, resource, limit) {
+        let smallest: Vec<usize> = links.iter().map(|l| round.round_up(1, l.units())).collect();
+        let smallest = cost.total(&smallest, resource);
+        match allocate(&cost, &curves, resource, limit, round) {
             Ok(widths) => {
                 prop_assert!(cost.total(&widths, resource) <= limit);
                 for l in 0..widths.len() {
-                    prop_assert!(widths[l] >= 1 && widths[l] <= links[l].units());
-                    if widths[l] < links[l].units() {
+                    let n = links[l].units();
+                    prop_assert!(widths[l] >= 1 && widths[l] <= n);
+                    prop_assert!(widths[l] % multiple == 0 || widths[l] == n, "width {} of {}", widths[l], n);
+                    if widths[l] < n {
                         let mut grown = widths.clone();
-                        grown[l] += 1;
+                        grown[l] = round.round_up(widths[l] + 1, n);
                         prop_assert!(cost.total(&grown, resource) > limit, "producer {} could still grow", l);
                     }
                 }
@@ -102,7 +109,7 @@ fn allocation_cuts_where_it_costs_least() {
     at[cheap] = 4;
     let limit = cost.total(&at, Resource::Params);
     assert!(limit < full);
-    let widths = allocate(&cost, &curves, Resource::Params, limit).unwrap();
+    let widths = allocate(&cost, &curves, Resource::Params, limit, Multiple::ONE).unwrap();
     assert_eq!(widths[cheap], 4, "{widths:?}");
     for (l, (&k, link)) in widths.iter().zip(&links).enumerate() {
         if l != cheap {
