@@ -30,21 +30,31 @@ impl Pair {
 /// Runs `a` and `b` on `x` alternately, `warmup` times each unmeasured,
 /// then `runs` times each measured; returns the medians.
 pub fn interleaved(a: &Model, b: &Model, x: &Tensor, warmup: usize, runs: usize) -> Result<Pair> {
+    interleaved_with(|| Ok(a.forward(x).map(drop)?), || Ok(b.forward(x).map(drop)?), warmup, runs)
+}
+
+/// The same for any two runs, e.g. the two models in another engine.
+pub fn interleaved_with(
+    mut a: impl FnMut() -> Result<()>,
+    mut b: impl FnMut() -> Result<()>,
+    warmup: usize,
+    runs: usize,
+) -> Result<Pair> {
     for _ in 0..warmup {
-        a.forward(x)?;
-        b.forward(x)?;
+        a()?;
+        b()?;
     }
     let (mut ta, mut tb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
-        ta.push(time_ms(a, x)?);
-        tb.push(time_ms(b, x)?);
+        ta.push(time_ms(&mut a)?);
+        tb.push(time_ms(&mut b)?);
     }
     Ok(Pair { a_ms: median(&mut ta), b_ms: median(&mut tb) })
 }
 
-fn time_ms(model: &Model, x: &Tensor) -> Result<f64> {
+fn time_ms(run: &mut impl FnMut() -> Result<()>) -> Result<f64> {
     let start = Instant::now();
-    std::hint::black_box(model.forward(x)?);
+    run()?;
     Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 

@@ -43,6 +43,25 @@ pub struct Original {
     pub latency_b1_ms: f64,
     /// The same at batch 64.
     pub latency_b64_ms: f64,
+    /// Median latency in tract at batch 1, over the pairs of the deployment check.
+    pub tract_latency_b1_ms: Option<f64>,
+    /// The same at batch 64.
+    pub tract_latency_b64_ms: Option<f64>,
+}
+
+/// A squeezed model in tract, the second engine (its ONNX export, optimised
+/// by tract for the batch size, one thread), timed interleaved with the
+/// original's export.
+#[derive(Clone, Copy, Serialize)]
+pub struct Tract {
+    /// Median latency at batch 1.
+    pub latency_b1_ms: f64,
+    /// Median latency at batch 64.
+    pub latency_b64_ms: f64,
+    /// Original / squeezed latency at batch 1.
+    pub speedup_b1: f64,
+    /// Original / squeezed latency at batch 64.
+    pub speedup_b64: f64,
 }
 
 /// One squeezed model.
@@ -85,6 +104,10 @@ pub struct Row {
     pub speedup_b64: f64,
     /// Checkpoint file written for this row.
     pub checkpoint: String,
+    /// Every width is a multiple of this or its producer's full width (1: not rounded).
+    pub round: usize,
+    /// Its speed in tract, for the rows of the deployment check.
+    pub tract: Option<Tract>,
 }
 
 impl Row {
@@ -98,11 +121,29 @@ impl Row {
         format!("{}+{}", self.select, self.compensate)
     }
 
+    /// How the widths were chosen, for tables: the rule or allocator, its
+    /// tau, and the rounding.
+    fn widths_label(&self) -> String {
+        let mut label = match (self.allocator.as_str(), self.tau) {
+            (PAPER_RULE, _) => PAPER_RULE.to_string(),
+            (allocator, Some(tau)) => format!("{allocator} (tau {tau:.4})"),
+            (allocator, None) => allocator.to_string(),
+        };
+        if self.round > 1 {
+            let _ = write!(label, ", round {}", self.round);
+        }
+        label
+    }
+
     /// The line of the Pareto plots this row belongs to.
     fn series(&self) -> String {
-        match self.allocator.as_str() {
+        let series = match self.allocator.as_str() {
             PAPER_RULE => format!("{PAPER_RULE} {}", self.strategy()),
             allocator => format!("{allocator} allocation, {}", self.strategy()),
+        };
+        match self.round {
+            1 => series,
+            round => format!("{series}, round {round}"),
         }
     }
 }
@@ -136,10 +177,16 @@ impl Results {
     /// Among the information-based rows whose top-1 drop is at most 0.5 pp,
     /// the one with the largest `key`.
     pub fn pick(rows: &[Row], key: impl Fn(&Row) -> f64) -> Option<Row> {
+        Self::pick_index(rows, key).map(|i| rows[i].clone())
+    }
+
+    /// The index of the row [`Results::pick`] picks.
+    pub fn pick_index(rows: &[Row], key: impl Fn(&Row) -> f64) -> Option<usize> {
         rows.iter()
-            .filter(|r| r.is_information_based() && r.drop_pp <= NEGLIGIBLE_DROP_PP)
-            .max_by(|a, b| key(a).total_cmp(&key(b)))
-            .cloned()
+            .enumerate()
+            .filter(|(_, r)| r.is_information_based() && r.drop_pp <= NEGLIGIBLE_DROP_PP)
+            .max_by(|a, b| key(a.1).total_cmp(&key(b.1)))
+            .map(|(i, _)| i)
     }
 
     /// The headline sentences printed at the end of the run.
@@ -156,7 +203,7 @@ impl Results {
                 100.0 * h.top1,
                 -h.drop_pp,
                 h.budget,
-                h.allocator,
+                h.widths_label(),
                 h.strategy()
             ),
             None => format!("headline ({what}): no information-based model kept the top-1 drop within {NEGLIGIBLE_DROP_PP} pp"),
@@ -192,11 +239,7 @@ impl Results {
             o.latency_b64_ms
         );
         for r in &self.rows {
-            let widths = match (r.allocator.as_str(), r.tau) {
-                (PAPER_RULE, _) => PAPER_RULE.to_string(),
-                (allocator, Some(tau)) => format!("{allocator} (tau {tau:.4})"),
-                (allocator, None) => allocator.to_string(),
-            };
+            let widths = r.widths_label();
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {:.2}x | {:.1}M | {:.2}x | {:.1} | {:.2}% | {:.2} | {:.2} | {:.2}x | {:.1} | {:.2}x |",
@@ -221,7 +264,43 @@ impl Results {
             "| - | paper (Ozen & Orailoglu 2020, VGG-16, CIFAR-10) | - | - | {PAPER_PARAMS_RATIO}x | - | - | - | - | negligible | - | - | - | {PAPER_SPEEDUP}x |"
         );
         let _ = writeln!(s, "\n{}", self.headline_text());
+        self.deployment_markdown(&mut s);
         s
+    }
+
+    /// The deployment table: the rows also timed in tract, beside their
+    /// speedups in squeeze's own runner.
+    fn deployment_markdown(&self, s: &mut String) {
+        let (Some(b1), Some(b64)) = (self.original.tract_latency_b1_ms, self.original.tract_latency_b64_ms) else {
+            return;
+        };
+        let _ = writeln!(s, "\n## The headline models in a second engine\n");
+        let _ = writeln!(
+            s,
+            "Speedup over the original in squeeze's runner (both cores) and in tract (the ONNX export, one thread), \
+             each measured interleaved with the original in the same engine. Original in tract: {b1:.2} ms at batch 1, \
+             {b64:.1} ms at batch 64.\n"
+        );
+        let _ = writeln!(s, "| budget | widths | select + compensate | params ratio | FLOP ratio | top-1 | drop (pp) | runner b1 | runner b64 | tract b1 | tract b64 |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for r in &self.rows {
+            let Some(t) = r.tract else { continue };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2}x | {:.2}x | {:.2}% | {:.2} | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+                r.budget,
+                r.widths_label(),
+                r.strategy(),
+                r.params_ratio,
+                r.flops_ratio,
+                100.0 * r.top1,
+                r.drop_pp,
+                r.speedup_b1,
+                r.speedup_b64,
+                t.speedup_b1,
+                t.speedup_b64
+            );
+        }
     }
 
     /// `pareto.svg`: top-1 against params ratio, one line per allocation
@@ -268,7 +347,8 @@ impl Results {
         series.extend(
             self.rows
                 .iter()
-                .filter(|r| r.is_information_based() && (r.allocator == PAPER_RULE || r.allocator == "measured"))
+                .filter(|r| r.is_information_based() && r.round == 1)
+                .filter(|r| r.allocator == PAPER_RULE || r.allocator == "measured")
                 .filter(|r| r.select == self.rows[0].select)
                 .map(|r| line(format!("{} {}", r.budget, r.allocator), &r.widths)),
         );

@@ -12,6 +12,13 @@
 //!
 //! Every model is evaluated on the test split, and timed interleaved with
 //! the original in the same process.
+//!
+//! Then a **deployment check** of the headline models (the smallest and the
+//! fastest within 0.5 pp; without one, the information-based row that lost
+//! the least): each is squeezed again with every width rounded up to a
+//! multiple of `--round` (the same budget, so a global budget is still
+//! met), and both versions are exported to ONNX and timed against the
+//! original's export in tract, a second engine.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,18 +29,20 @@ use candle_core::{Device, Tensor};
 use indicatif::MultiProgress;
 use rayon::prelude::*;
 use serde_json::json;
+use sq_export::tract::TractModel;
+use sq_export::{to_onnx, Batch, ExportOptions};
 use sq_models::checkpoint::{self, StorageDtype};
 use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::eval::{evaluate, preprocess_for};
 use sq_models::transform::fold_batchnorm;
 use sq_models::Model;
-use sq_pipeline::{compress, Allocator, ModelBudget, Outcome, Profile, Settings, Widths};
+use sq_pipeline::{compress, Allocator, ModelBudget, Multiple, Outcome, Profile, Settings, Widths};
 use sq_report::progress;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
 
-use crate::latency::{interleaved, median, Pair};
-use crate::report::{Machine, Original, Results, Row, PAPER_RULE};
+use crate::latency::{interleaved, interleaved_with, median, Pair};
+use crate::report::{Machine, Original, Results, Row, Tract, PAPER_RULE};
 
 /// Flags of `cargo xtask reproduce vgg16`.
 #[derive(clap::Args, Debug)]
@@ -74,6 +83,10 @@ pub struct Args {
     /// Timed runs per model and batch size (after warm-up) [default: 10, --quick 3].
     #[arg(long)]
     runs: Option<usize>,
+    /// Width multiple of the deployment check: the headline models squeezed again with every width
+    /// rounded up to a multiple of M.
+    #[arg(long, value_name = "M", default_value = "8")]
+    round: Multiple,
     /// Normalisation mean, for checkpoints whose metadata has none.
     #[arg(long, value_delimiter = ',', requires = "std")]
     mean: Option<Vec<f32>>,
@@ -93,6 +106,7 @@ struct Squeezed {
     tau: Option<f64>,
     strategy: Strategy,
     compensation: Compensation,
+    round: Multiple,
     outcome: Outcome,
 }
 
@@ -108,6 +122,8 @@ struct Bench<'a> {
     out: &'a Path,
     /// Latency of the original model, from every interleaved pair.
     original_latency: [Vec<f64>; 2],
+    /// The same in tract, from the deployment check.
+    original_tract_latency: [Vec<f64>; 2],
 }
 
 /// Runs the reproduction.
@@ -169,6 +185,7 @@ pub fn run(args: Args) -> Result<()> {
         runs,
         out: &args.out,
         original_latency: [Vec::new(), Vec::new()],
+        original_tract_latency: [Vec::new(), Vec::new()],
     };
     let mut rows = Vec::new();
 
@@ -189,6 +206,7 @@ pub fn run(args: Args) -> Result<()> {
         rows.extend(bench.measure(group)?);
     }
 
+    let mut profiles = Vec::new();
     for &allocator in &args.allocators {
         eprintln!("profiling the original model for the {allocator} allocator");
         let bar = progress::bar(original.links().len(), "profiling", "layers");
@@ -208,7 +226,7 @@ pub fn run(args: Args) -> Result<()> {
                     "--budgets {budget}: a global budget is params:Rx or flops:Rx (use --taus for the paper's rule)"
                 );
             };
-            let allocation = profile.allocate(&original, (resource, ratio))?;
+            let allocation = profile.allocate(&original, (resource, ratio), Multiple::ONE)?;
             eprintln!("{budget}, {allocator} allocation: {:?}", allocation.widths.values().collect::<Vec<_>>());
             let outcome = squeeze(&original, &calib, &pre, method(Widths::PerLayer(allocation.widths)))?;
             let (strategy, compensation) = (method_settings().strategy, method_settings().compensation);
@@ -218,10 +236,26 @@ pub fn run(args: Args) -> Result<()> {
                 tau: allocation.tau,
                 strategy,
                 compensation,
+                round: Multiple::ONE,
                 outcome,
             };
             rows.extend(bench.measure(vec![squeezed])?);
         }
+        profiles.push((allocator, profile));
+    }
+
+    for subject in deployment_subjects(&rows) {
+        eprintln!(
+            "deployment check: {} {} rounded to multiples of {}",
+            rows[subject].budget, rows[subject].allocator, args.round
+        );
+        let squeezed = rounded(&original, &calib, &pre, &profiles, &rows[subject], args.round)?;
+        let mut rounded_rows = bench.measure(vec![squeezed])?;
+        rows[subject].tract = Some(bench.tract(&rows[subject])?);
+        for row in &mut rounded_rows {
+            row.tract = Some(bench.tract(row)?);
+        }
+        rows.extend(rounded_rows);
     }
 
     let producers: Vec<String> = original.links().iter().map(|l| original.name(l.producer)).collect();
@@ -233,7 +267,7 @@ pub fn run(args: Args) -> Result<()> {
             "weights": weights, "dataset": spec.to_string(), "calibration_images": calib.len(),
             "validation_images": val.len(), "validation": "the last images of the training split",
             "test_images": test.len(), "taus": taus, "budgets": budgets, "allocators": args.allocators,
-            "timed_runs": runs, "method": method_settings(),
+            "timed_runs": runs, "method": method_settings(), "round": args.round,
             "latency": "BatchNorm folded into the convs of both models; batch 1 and 64; median of interleaved runs after 2 warm-up runs; rows of one tau share one measurement (identical shapes)",
         }),
         original_widths: original.links().iter().map(|l| l.units()).collect(),
@@ -245,6 +279,8 @@ pub fn run(args: Args) -> Result<()> {
             top1: bench.original_top1,
             latency_b1_ms: median(&mut bench.original_latency[0]),
             latency_b64_ms: median(&mut bench.original_latency[1]),
+            tract_latency_b1_ms: median_of_any(&mut bench.original_tract_latency[0]),
+            tract_latency_b64_ms: median_of_any(&mut bench.original_tract_latency[1]),
         },
         smallest: Results::pick(&rows, |r| r.params_ratio),
         fastest: Results::pick(&rows, |r| r.speedup_b64),
@@ -285,8 +321,77 @@ fn paper(budget: ModelBudget, tau: Tau, outcome: Outcome) -> Squeezed {
         tau: Some(tau.get()),
         strategy: s.strategy,
         compensation: s.compensation,
+        round: Multiple::ONE,
         outcome,
     }
+}
+
+/// The rows worth a deployment check: the smallest and the fastest within
+/// 0.5 pp or, if no row is, the information-based row that lost the least.
+fn deployment_subjects(rows: &[Row]) -> Vec<usize> {
+    let mut subjects: Vec<usize> =
+        [Results::pick_index(rows, |r| r.params_ratio), Results::pick_index(rows, |r| r.speedup_b64)]
+            .into_iter()
+            .flatten()
+            .collect();
+    if subjects.is_empty() {
+        let least_drop = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_information_based())
+            .min_by(|a, b| a.1.drop_pp.total_cmp(&b.1.drop_pp));
+        subjects.extend(least_drop.map(|(i, _)| i));
+    }
+    subjects.dedup();
+    subjects
+}
+
+/// `row`'s model squeezed again, the same way and under the same budget,
+/// with every width rounded up to a multiple of `round`; a global budget
+/// is allocated again in steps of `round`, so it is still met.
+fn rounded(
+    original: &Model,
+    calib: &Dataset,
+    pre: &Preprocess,
+    profiles: &[(Allocator, Profile)],
+    row: &Row,
+    round: Multiple,
+) -> Result<Squeezed> {
+    let strategy: Strategy = row.select.parse()?;
+    let compensation: Compensation = row.compensate.parse()?;
+    let (widths, tau) = match row.budget.parse::<ModelBudget>()? {
+        ModelBudget::Tau(tau) => (Widths::Uniform(Budget::Tau(tau)), Some(tau.get())),
+        ModelBudget::Ratio { resource, ratio } => {
+            let allocator: Allocator = row.allocator.parse()?;
+            let (_, profile) = profiles
+                .iter()
+                .find(|(a, _)| *a == allocator)
+                .with_context(|| format!("no {allocator} profile for the row of {}", row.budget))?;
+            let allocation = profile.allocate(original, (resource, ratio), round)?;
+            (Widths::PerLayer(allocation.widths), allocation.tau)
+        }
+    };
+    let settings = Settings { widths, strategy, compensation, round, ..method_settings() };
+    Ok(Squeezed {
+        budget: row.budget.clone(),
+        allocator: row.allocator.clone(),
+        tau,
+        strategy,
+        compensation,
+        round,
+        outcome: squeeze(original, calib, pre, settings)?,
+    })
+}
+
+/// The median of a sample that may be empty (`None`).
+fn median_of_any(values: &mut [f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| median(values))
+}
+
+/// `model` exported to ONNX for `batch` images and optimised by tract.
+fn tract_engine(model: &Model, batch: usize) -> Result<TractModel> {
+    let onnx = to_onnx(model, &ExportOptions { batch: Batch::Fixed(batch), ..Default::default() })?;
+    Ok(TractModel::from_bytes(&onnx, batch)?)
 }
 
 impl Bench<'_> {
@@ -302,7 +407,11 @@ impl Bench<'_> {
         }
         let mut paths = Vec::new();
         for s in &group {
-            let name = format!("vgg16-{}-{}-{}-{}", s.budget, s.allocator, s.strategy, s.compensation).replace(':', "");
+            let mut name = format!("vgg16-{}-{}-{}-{}", s.budget, s.allocator, s.strategy, s.compensation);
+            if s.round != Multiple::ONE {
+                name.push_str(&format!("-round{}", s.round));
+            }
+            let name = name.replace(':', "");
             let path = self.out.join("models").join(format!("{name}.safetensors"));
             checkpoint::save(&s.outcome.model, &path, StorageDtype::F32)?;
             paths.push((name, path));
@@ -340,7 +449,30 @@ impl Bench<'_> {
             speedup_b1: latency[0].speedup(),
             speedup_b64: latency[1].speedup(),
             checkpoint: path.display().to_string(),
+            round: s.round.get(),
+            tract: None,
         }
+    }
+
+    /// Times the checkpoint of `row` against the original in tract, each
+    /// exported to ONNX for batch 1 and 64, interleaved.
+    fn tract(&mut self, row: &Row) -> Result<Tract> {
+        let model = checkpoint::load(Path::new(&row.checkpoint), None)?;
+        let mut pairs = Vec::new();
+        for (slot, x) in self.inputs.iter().enumerate() {
+            let batch = x.dims()[0];
+            let (original, squeezed) = (tract_engine(self.original, batch)?, tract_engine(&model, batch)?);
+            let pair =
+                interleaved_with(|| Ok(original.run(x).map(drop)?), || Ok(squeezed.run(x).map(drop)?), 1, self.runs)?;
+            self.original_tract_latency[slot].push(pair.a_ms);
+            pairs.push(pair);
+        }
+        Ok(Tract {
+            latency_b1_ms: pairs[0].b_ms,
+            latency_b64_ms: pairs[1].b_ms,
+            speedup_b1: pairs[0].speedup(),
+            speedup_b64: pairs[1].speedup(),
+        })
     }
 }
 

@@ -39,7 +39,25 @@ fn quick_run_writes_complete_consistent_results() {
     }
     let original = &results["original"];
     let rows = results["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 4 + 2, "1 tau x (method + 3 baselines) + 1 budget x 2 allocators");
+    let (plain, rounded): (Vec<&Value>, Vec<&Value>) = rows.iter().partition(|r| r["round"] == 1);
+    assert_eq!(plain.len(), 4 + 2, "1 tau x (method + 3 baselines) + 1 budget x 2 allocators");
+    // The deployment check: the headline models (or the best one) again with widths rounded to 8,
+    // every one of them also timed in tract against the original.
+    assert!((1..=2).contains(&rounded.len()), "{} rounded rows", rounded.len());
+    for row in &rounded {
+        assert_eq!(row["round"], 8);
+        let twin = plain.iter().find(|r| r["budget"] == row["budget"] && r["allocator"] == row["allocator"]);
+        let twin = twin.expect("a rounded row rounds a row of the table");
+        assert!(!twin["tract"].is_null() && !row["tract"].is_null(), "{row}");
+        let full = results["original_widths"].as_array().unwrap();
+        for (w, n) in row["widths"].as_array().unwrap().iter().zip(full) {
+            let (w, n) = (w.as_u64().unwrap(), n.as_u64().unwrap());
+            assert!(w % 8 == 0 || w == n, "width {w} of {n} is not rounded");
+        }
+    }
+    for key in ["tract_latency_b1_ms", "tract_latency_b64_ms"] {
+        assert!(original[key].as_f64().unwrap() > 0.0, "original lacks {key}");
+    }
     for row in rows {
         for key in [
             "budget",
@@ -85,6 +103,7 @@ fn quick_run_writes_complete_consistent_results() {
     }
     let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
     assert!(table.contains("paper") && table.contains("4.9x") && table.contains("eliminate+lstsq"));
+    assert!(table.contains("second engine") && table.contains("round 8"), "{table}");
 }
 
 #[test]
@@ -171,5 +190,8 @@ fn hub_cache_and_cifar10_run_offline() {
     ok(&out);
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["settings"]["test_images"], 24);
-    assert_eq!(results["rows"].as_array().unwrap().len(), 4 + 2);
+    let rows = results["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().filter(|r| r["round"] == 1).count(), 4 + 2);
+    // A model 8 channels wide has nothing to round, but the deployment check still runs it in tract.
+    assert!(rows.iter().any(|r| r["round"] == 8 && !r["tract"].is_null()), "no deployment check");
 }
