@@ -43,8 +43,8 @@ pub struct Args {
     #[arg(long, default_value = "measured")]
     allocate: Allocator,
     /// Validation images for a params/flops budget: the last N of the training split, never the test split
-    /// (calibration takes the first --calib).
-    #[arg(long, default_value_t = 5000)]
+    /// (calibration takes the first --calib). The measured allocator's cost grows linearly with N.
+    #[arg(long, default_value_t = 1000)]
     val: usize,
     /// Which units to keep: eliminate, qr, l1 or random[:SEED].
     #[arg(long = "select", default_value = "eliminate")]
