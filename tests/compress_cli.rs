@@ -95,6 +95,59 @@ fn squeezed_reference_model_loads_evaluates_and_is_smaller() {
     assert_eq!(replay["params"]["after"], manifest["params"]["after"]);
 }
 
+/// The widths of a manifest's layers, first to last.
+fn manifest_widths(manifest: &serde_json::Value) -> Vec<u64> {
+    manifest["layers"].as_array().unwrap().iter().map(|l| l["k"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn a_global_budget_is_met_rounded_or_not_and_its_widths_replay_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = reference_model();
+    let budget = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["compress", "--model", path_str(&model), "--dataset", "fashion-mnist", "--calib", "200"];
+        args.extend(["--budget", "params:3x", "--val", "32", "--allow-rank-deficient", "--json", "-o", path_str(out)]);
+        args.extend(extra);
+        json_stdout(&squeeze(&args))
+    };
+    let out = dir.path().join("budget.safetensors");
+    let manifest = budget(&out, &[]);
+    let (before, after) =
+        (manifest["params"]["before"].as_u64().unwrap(), manifest["params"]["after"].as_u64().unwrap());
+    assert!(after * 3 <= before, "params:3x gave {after} of {before}");
+    assert_eq!(manifest["allocation"]["allocator"], "measured");
+    assert_eq!(manifest["validation"]["images"], 32, "{}", manifest["validation"]);
+
+    // --widths replays the allocated model exactly: same widths, same parameters.
+    let replayed = dir.path().join("replayed.safetensors");
+    let replay = json_stdout(&squeeze(&[
+        "compress",
+        "--model",
+        path_str(&model),
+        "--dataset",
+        "fashion-mnist",
+        "--calib",
+        "200",
+        "--widths",
+        path_str(&out.with_extension("json")),
+        "--allow-rank-deficient",
+        "--json",
+        "-o",
+        path_str(&replayed),
+    ]));
+    assert_eq!(manifest_widths(&replay), manifest_widths(&manifest));
+    assert_eq!(replay["params"]["after"], manifest["params"]["after"]);
+
+    // With --round 8 the budget still holds and every width is a multiple of 8 (or the full width).
+    let rounded = budget(&dir.path().join("rounded.safetensors"), &["--round", "8"]);
+    assert!(rounded["params"]["after"].as_u64().unwrap() * 3 <= before);
+    for layer in rounded["layers"].as_array().unwrap() {
+        let (k, n) = (layer["k"].as_u64().unwrap(), layer["width"].as_u64().unwrap());
+        assert!(k % 8 == 0 || k == n, "{}: {k} of {n}", layer["name"]);
+    }
+    assert_eq!(rounded["settings"]["round"], 8);
+}
+
 #[test]
 fn compress_refuses_to_overwrite_its_input() {
     let dir = tempfile::tempdir().unwrap();

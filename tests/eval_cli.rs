@@ -35,6 +35,22 @@ fn limit_and_text_output() {
     assert!(stdout.contains("100 images") && stdout.contains("top-1"), "{stdout}");
 }
 
+#[test]
+fn skip_picks_a_slice_of_the_training_split_and_skipping_everything_is_an_error() {
+    let model = reference_model();
+    let model = model.to_str().unwrap();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", model, "--dataset", "fashion-mnist", "--split", "train", "--json"];
+        args.extend(extra);
+        squeeze(&args)
+    };
+    let tail = json_stdout(&eval(&["--skip", "59990"]));
+    assert_eq!((tail["images"].as_u64(), tail["skip"].as_u64()), (Some(10), Some(59990)));
+    let middle = json_stdout(&eval(&["--skip", "100", "--limit", "20"]));
+    assert_eq!(middle["images"], 20);
+    assert_clean_failure(&eval(&["--skip", "60000"]), &["--skip 60000", "60000 images"]);
+}
+
 fn write_idx(dir: &std::path::Path, name: &str, magic: u32, dims: &[u32], payload: &[u8]) {
     let mut bytes = magic.to_be_bytes().to_vec();
     for d in dims {

@@ -20,7 +20,11 @@ pub struct Args {
     /// Which split to evaluate on.
     #[arg(long, default_value = "test")]
     split: Split,
-    /// Evaluate only the first N images (file order).
+    /// Skip the first N images (file order), before --limit. With --split train, a slice that no choice
+    /// saw: calibration takes the first --calib images, a global budget's validation the last --val.
+    #[arg(long, default_value_t = 0)]
+    skip: usize,
+    /// Evaluate only the first N images (file order, after --skip).
     #[arg(long, value_parser = positive)]
     limit: Option<usize>,
     /// Images per forward pass.
@@ -36,6 +40,16 @@ pub fn run(args: Args) -> Result<()> {
     Plan::new(false).input("--model", &args.model.model).check()?;
     let model = args.model.load()?;
     let (spec, mut data) = args.data.load(args.split)?;
+    if args.skip > 0 {
+        anyhow::ensure!(
+            args.skip < data.len(),
+            "--skip {}: the {} split of {spec} has only {} images",
+            args.skip,
+            args.split,
+            data.len()
+        );
+        data = data.slice(args.skip..data.len());
+    }
     if let Some(limit) = args.limit {
         data.truncate(limit);
     }
@@ -51,6 +65,7 @@ pub fn run(args: Args) -> Result<()> {
             "arch": arch,
             "dataset": spec.to_string(),
             "split": args.split.to_string(),
+            "skip": args.skip,
             "top1": result.top1(),
             "correct": result.correct,
             "images": result.images,
