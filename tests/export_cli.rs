@@ -42,29 +42,25 @@ fn small_checkpoint(dir: &Path, metadata: &[(&str, &str)]) -> std::path::PathBuf
     path
 }
 
-#[test]
-fn exported_reference_predicts_like_squeeze_eval_on_200_test_images() {
-    let dir = tempfile::tempdir().unwrap();
-    let onnx = dir.path().join("vgg16_bn.onnx");
-    let reference = reference_model();
-    let out = squeeze(&["export", "--model", path_str(&reference), "-o", path_str(&onnx)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("N x 1 x 32 x 32"));
+/// Test images compared between the engines ("the first 1,000").
+const IMAGES: usize = 1000;
 
+/// Runs the ONNX export `onnx` of `checkpoint` in tract on the first
+/// [`IMAGES`] test images, preprocessed from the file's own metadata, and
+/// checks that it predicts exactly what squeeze's runner predicts, with
+/// logits within 1e-4 relative; returns the number of correct predictions.
+fn assert_tract_predicts_like_squeeze(checkpoint: &Path, onnx: &Path) -> usize {
     const BATCH: usize = 100;
-    let tract = TractModel::load(&onnx, BATCH).unwrap();
+    let tract = TractModel::load(onnx, BATCH).unwrap();
     let meta = tract.metadata();
-    assert_eq!(meta["arch"], "vgg16_bn");
-    assert_eq!(meta["dataset"], "fashion-mnist");
-    assert_eq!((meta["pad"].as_str(), meta["image_size"].as_str()), ("2", "28x28"));
-
     // The file alone says how to feed it: rebuild the preprocessing from it.
     let (mean, std) = Preprocess::from_metadata(&meta.clone().into_iter().collect()).unwrap().unwrap();
     let from_file = Preprocess::with_pad(mean, std, meta["pad"].parse().unwrap()).unwrap();
+    let border: f32 = meta["pad_value"].parse().unwrap();
 
-    let model = checkpoint::load(&reference, None).unwrap();
+    let model = checkpoint::load(checkpoint, None).unwrap();
     let mut test = DatasetSpec::FashionMnist(root().join("data/fashion-mnist")).load(Split::Test).unwrap();
-    test.truncate(200);
+    test.truncate(IMAGES);
     let eval_pre = preprocess_for(&model, &test, None).unwrap();
     let (mut worst, mut correct) = (0f32, 0);
     for lo in (0..test.len()).step_by(BATCH) {
@@ -74,7 +70,6 @@ fn exported_reference_predicts_like_squeeze_eval_on_200_test_images() {
             x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             x_file.flatten_all().unwrap().to_vec1::<f32>().unwrap()
         );
-        let border: f32 = meta["pad_value"].parse().unwrap();
         assert_eq!(
             x_file.get(0).unwrap().get(0).unwrap().get(0).unwrap().get(0).unwrap().to_scalar::<f32>().unwrap(),
             border
@@ -87,19 +82,63 @@ fn exported_reference_predicts_like_squeeze_eval_on_200_test_images() {
         correct += theirs.iter().zip(&test.labels()[lo..lo + BATCH]).filter(|(p, l)| **p == u32::from(**l)).count();
     }
     assert!(worst <= 1e-4, "max relative logit difference {worst}");
-    println!("200 images: identical predictions, max relative logit difference {worst:.2e}");
+    println!("{IMAGES} images: identical predictions, max relative logit difference {worst:.2e}");
 
     let eval = json_stdout(&squeeze(&[
         "eval",
         "--model",
-        path_str(&reference),
+        path_str(checkpoint),
         "--dataset",
         "fashion-mnist",
         "--limit",
-        "200",
+        &IMAGES.to_string(),
         "--json",
     ]));
     assert_eq!(eval["correct"], correct);
+    correct
+}
+
+#[test]
+fn exported_reference_predicts_like_squeeze_eval_on_the_first_1000_test_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("vgg16_bn.onnx");
+    let reference = reference_model();
+    let out = squeeze(&["export", "--model", path_str(&reference), "-o", path_str(&onnx)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("N x 1 x 32 x 32"));
+    let meta = TractModel::load(&onnx, 1).unwrap().metadata().clone();
+    assert_eq!(meta["arch"], "vgg16_bn");
+    assert_eq!(meta["dataset"], "fashion-mnist");
+    assert_eq!((meta["pad"].as_str(), meta["image_size"].as_str()), ("2", "28x28"));
+    assert_tract_predicts_like_squeeze(&reference, &onnx);
+}
+
+#[test]
+fn exported_squeezed_model_predicts_like_squeeze_eval_on_the_first_1000_test_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let squeezed = dir.path().join("squeezed.safetensors");
+    let run = squeeze(&[
+        "compress",
+        "--model",
+        path_str(&reference_model()),
+        "--dataset",
+        "fashion-mnist",
+        "--calib",
+        "200",
+        "--tau",
+        "0.99",
+        "--round",
+        "8",
+        "--allow-rank-deficient",
+        "-o",
+        path_str(&squeezed),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let onnx = dir.path().join("squeezed.onnx");
+    let out = squeeze(&["export", "--model", path_str(&squeezed), "-o", path_str(&onnx)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let correct = assert_tract_predicts_like_squeeze(&squeezed, &onnx);
+    assert!(correct > 800, "the squeezed model should still classify: {correct} of {IMAGES}");
 }
 
 #[test]
