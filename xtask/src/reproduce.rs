@@ -249,9 +249,19 @@ pub fn run(args: Args) -> Result<()> {
             "deployment check: {} {} rounded to multiples of {}",
             rows[subject].budget, rows[subject].allocator, args.round
         );
-        let squeezed = rounded(&original, &calib, &pre, &profiles, &rows[subject], args.round)?;
-        let mut rounded_rows = bench.measure(vec![squeezed])?;
         rows[subject].tract = Some(bench.tract(&rows[subject])?);
+        let squeezed = match rounded(&original, &calib, &pre, &profiles, &rows[subject], args.round) {
+            Ok(squeezed) => squeezed,
+            // A model too narrow for the multiple: rounding up cannot fit the budget. Say so and go on.
+            Err(e)
+                if matches!(e.downcast_ref::<sq_pipeline::Error>(), Some(sq_pipeline::Error::Unreachable { .. })) =>
+            {
+                eprintln!("deployment check: no rounded row for {}: {e}", rows[subject].budget);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut rounded_rows = bench.measure(vec![squeezed])?;
         for row in &mut rounded_rows {
             row.tract = Some(bench.tract(row)?);
         }

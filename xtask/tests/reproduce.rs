@@ -46,7 +46,9 @@ fn quick_run_writes_complete_consistent_results() {
     assert!((1..=2).contains(&rounded.len()), "{} rounded rows", rounded.len());
     for row in &rounded {
         assert_eq!(row["round"], 8);
-        let twin = plain.iter().find(|r| r["budget"] == row["budget"] && r["allocator"] == row["allocator"]);
+        let twin = plain
+            .iter()
+            .find(|r| ["budget", "allocator", "select", "compensate"].iter().all(|&key| r[key] == row[key]));
         let twin = twin.expect("a rounded row rounds a row of the table");
         assert!(!twin["tract"].is_null() && !row["tract"].is_null(), "{row}");
         let full = results["original_widths"].as_array().unwrap();
@@ -93,7 +95,7 @@ fn quick_run_writes_complete_consistent_results() {
         assert!((row["drop_pp"].as_f64().unwrap() - drop).abs() < 1e-9);
     }
     // Baselines run at exactly the method's widths.
-    let paper: Vec<&Value> = rows.iter().filter(|r| r["allocator"] == "k(tau)").collect();
+    let paper: Vec<&Value> = plain.iter().copied().filter(|r| r["allocator"] == "k(tau)").collect();
     assert_eq!(paper.len(), 4);
     assert!(paper.iter().all(|r| r["widths"] == paper[0]["widths"] && r["budget"] == "tau:0.99"));
     // The global budget is met: at most a quarter of the parameters.
@@ -192,6 +194,7 @@ fn hub_cache_and_cifar10_run_offline() {
     assert_eq!(results["settings"]["test_images"], 24);
     let rows = results["rows"].as_array().unwrap();
     assert_eq!(rows.iter().filter(|r| r["round"] == 1).count(), 4 + 2);
-    // A model 8 channels wide has nothing to round, but the deployment check still runs it in tract.
-    assert!(rows.iter().any(|r| r["round"] == 8 && !r["tract"].is_null()), "no deployment check");
+    // The deployment check runs in tract whatever the rounding could do to a model 8 channels wide
+    // (under params:2x, rounding every width up to 8 cannot fit: that row is skipped, not an error).
+    assert!(rows.iter().any(|r| r["round"] == 1 && !r["tract"].is_null()), "no deployment check");
 }
