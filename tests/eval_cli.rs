@@ -5,25 +5,39 @@ mod common;
 
 use common::*;
 
-/// The checkpoint's recorded test accuracy, read from its own metadata.
-fn recorded_accuracy() -> f64 {
-    let bytes = std::fs::read(reference_model()).unwrap();
+/// A checkpoint's recorded test accuracy, read from its own metadata.
+fn recorded_accuracy(model: &std::path::Path) -> f64 {
+    let bytes = std::fs::read(model).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     header.metadata().as_ref().unwrap()["test_accuracy"].parse().unwrap()
 }
 
-#[test]
-fn reference_checkpoint_reproduces_its_recorded_test_accuracy() {
-    let model = reference_model();
+/// `squeeze eval --json` of `model` on the whole Fashion-MNIST test split,
+/// checked against the accuracy recorded in the checkpoint (within 0.05 pp).
+fn eval_reproduces_recorded_accuracy(model: &std::path::Path) -> serde_json::Value {
     let out = squeeze(&["eval", "--model", model.to_str().unwrap(), "--dataset", "fashion-mnist", "--json"]);
     let v = json_stdout(&out);
     assert_eq!(v["images"], 10_000);
     let top1 = v["top1"].as_f64().unwrap();
-    let recorded = recorded_accuracy();
+    let recorded = recorded_accuracy(model);
     assert!((top1 - recorded).abs() <= 0.0005, "top-1 {top1} vs recorded {recorded}");
+    v
+}
+
+#[test]
+fn reference_checkpoint_reproduces_its_recorded_test_accuracy() {
+    let v = eval_reproduces_recorded_accuracy(&reference_model());
+    assert_eq!(v["arch"], "vgg16_bn");
     assert_eq!(v["params"], 15_260_874); // 13 convs + 13 BNs + 3 linears of torchvision's vgg16_bn at 1x32x32
     assert!(v["flops"].as_u64().unwrap() > 300_000_000);
     assert!(v["images_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn reference_resnet18_reproduces_its_recorded_test_accuracy() {
+    let v = eval_reproduces_recorded_accuracy(&root().join("data/resnet18_fashion_mnist.safetensors"));
+    assert_eq!(v["arch"], "resnet18");
+    assert_eq!(v["params"], 11_182_410); // torchvision's resnet18 with a 3x3 one-channel stem and 10 classes
 }
 
 #[test]

@@ -179,8 +179,8 @@ fn unwritable_output_fails_naming_the_file_and_leaves_nothing() {
 }
 
 #[test]
-fn unsupported_model_fails_naming_it_and_leaves_nothing() {
-    // A ResNet-style checkpoint: squeeze reads VGGs only (for now).
+fn an_incomplete_checkpoint_fails_naming_the_missing_key_and_leaves_nothing() {
+    // A ResNet stem and nothing else.
     let dir = tempfile::tempdir().unwrap();
     let resnet = dir.path().join("resnet.safetensors");
     let weight = vec![0u8; 64 * 9 * 4];
@@ -188,7 +188,7 @@ fn unsupported_model_fails_naming_it_and_leaves_nothing() {
     safetensors::serialize_to_file([("conv1.weight", view)], None, &resnet).unwrap();
     let onnx = dir.path().join("resnet.onnx");
     let out = squeeze(&["export", "--model", path_str(&resnet), "-o", path_str(&onnx)]);
-    assert_clean_failure(&out, &["resnet.safetensors", "conv1.weight"]);
+    assert_clean_failure(&out, &["resnet.safetensors", "missing tensor `bn1.weight`"]);
     assert_eq!(listing(dir.path()), ["resnet.safetensors"]);
 }
 

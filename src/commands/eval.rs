@@ -4,7 +4,6 @@ use anyhow::Result;
 use serde_json::json;
 use sq_models::dataset::Split;
 use sq_models::eval::evaluate;
-use sq_models::Arch;
 use sq_report::progress;
 
 use super::model_args::{positive, DataArgs, ModelArgs};
@@ -58,7 +57,7 @@ pub fn run(args: Args) -> Result<()> {
     let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
 
-    let arch = Arch::of(&model).name();
+    let arch = model.arch_name();
     if args.json {
         let out = json!({
             "model": args.model.model,

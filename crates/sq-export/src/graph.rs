@@ -1,18 +1,20 @@
 //! The layer chain as an ONNX graph: one operator (or none) per layer.
 //!
 //! [`build`] walks the layers in order and asks [`emit`] to translate each
-//! one; `emit` is the single match over layer kinds, so a new kind (a
-//! residual block: convs plus an `Add`; a global average pool; a 1x1
-//! downsample conv) is one more arm that adds its nodes through the
-//! [`Builder`] and returns the name of the value it produces. A kind that
-//! has no translation returns [`Error::UnsupportedLayer`].
+//! one; `emit` is the single match over layer kinds, so a new kind is one
+//! more arm that adds its nodes through the [`Builder`] and returns the
+//! name of the value it produces. A kind that has no translation returns
+//! [`Error::UnsupportedLayer`]. A residual block's fork adds no node: the
+//! [`Builder`] remembers the block's input, and the block's add reads it
+//! (through the `downsample` convolution, BatchNorm folded, if any).
 //!
 //! Every value is named after the layer that produces it (`features.3`,
 //! `classifier.0`), every initializer after the checkpoint tensor it holds
 //! (`features.3.weight`), so the ONNX file reads like the safetensors one.
 
 use candle_core::{DType, Tensor};
-use sq_models::{ActShape, Layer, Model};
+use sq_models::transform::fold_into_conv;
+use sq_models::{ActShape, Layer, Model, Shortcut};
 use tract_onnx::pb;
 
 use crate::error::{Error, Result};
@@ -85,9 +87,42 @@ fn emit(builder: &mut Builder, model: &Model, index: usize, x: String) -> Result
             reason: "only a BatchNorm directly after a convolution is exported (folded into it)".into(),
         }),
         Layer::Relu => Ok(builder.node("Relu", name, vec![x], Vec::new())),
-        Layer::MaxPool2d { kernel, stride } => {
-            let attributes = vec![proto::ints("kernel_shape", &[*kernel; 2]), proto::ints("strides", &[*stride; 2])];
+        Layer::MaxPool2d { kernel, stride, padding } => {
+            let attributes = vec![
+                proto::ints("kernel_shape", &[*kernel; 2]),
+                proto::ints("strides", &[*stride; 2]),
+                proto::ints("pads", &[*padding; 4]),
+            ];
             Ok(builder.node("MaxPool", name, vec![x], attributes))
+        }
+        Layer::GlobalAvgPool => Ok(builder.node("GlobalAveragePool", name, vec![x], Vec::new())),
+        Layer::Fork => {
+            builder.open.push(x.clone());
+            Ok(x)
+        }
+        Layer::Add(shortcut) => {
+            let input = builder
+                .open
+                .pop()
+                .ok_or_else(|| Error::UnsupportedModel { reason: format!("{name} closes no open residual block") })?;
+            let shortcut = match shortcut {
+                Shortcut::Identity => input,
+                Shortcut::Projection { conv, bn } => {
+                    let conv = fold_into_conv(conv, bn)?;
+                    let conv_name = format!("{name}.0");
+                    let attributes = vec![
+                        proto::ints("kernel_shape", &conv.weight().dims()[2..]),
+                        proto::ints("pads", &[conv.config().padding; 4]),
+                        proto::ints("strides", &[conv.config().stride; 2]),
+                    ];
+                    let mut inputs = vec![input, builder.initializer(format!("{conv_name}.weight"), conv.weight())?];
+                    if let Some(bias) = conv.bias() {
+                        inputs.push(builder.initializer(format!("{conv_name}.bias"), bias)?);
+                    }
+                    builder.node("Conv", conv_name, inputs, attributes)
+                }
+            };
+            Ok(builder.node("Add", name, vec![x, shortcut], Vec::new()))
         }
         Layer::Flatten => Ok(builder.node("Flatten", name, vec![x], vec![proto::int("axis", 1)])),
         Layer::Linear(linear) => {
@@ -108,6 +143,8 @@ fn emit(builder: &mut Builder, model: &Model, index: usize, x: String) -> Result
 struct Builder {
     nodes: Vec<pb::NodeProto>,
     initializers: Vec<pb::TensorProto>,
+    /// The values entering the residual blocks open so far, innermost last.
+    open: Vec<String>,
 }
 
 impl Builder {

@@ -23,11 +23,11 @@
 use std::collections::BTreeMap;
 
 use sq_models::dataset::Preprocess;
-use sq_models::{ActShape, Arch, Model};
+use sq_models::{ActShape, Model};
 
 use crate::error::{Error, Result};
 
-/// Architecture name, as `sq_models::Arch` writes it.
+/// Architecture name, as `sq_models::Model::arch_name` writes it.
 pub const ARCH: &str = "arch";
 /// Per-channel normalisation mean (the checkpoint's key).
 pub const NORMALIZE_MEAN: &str = "normalize_mean";
@@ -45,7 +45,7 @@ pub const PREPROCESSING: &str = "preprocessing";
 /// The metadata of the export of `model` fed through `preprocess`.
 pub(crate) fn properties(model: &Model, preprocess: Option<&Preprocess>) -> Result<BTreeMap<String, String>> {
     let mut props = model.metadata().clone();
-    props.insert(ARCH.into(), Arch::of(model).name());
+    props.insert(ARCH.into(), model.arch_name());
     let Some(pre) = preprocess else {
         return Ok(props);
     };

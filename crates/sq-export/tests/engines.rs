@@ -11,7 +11,7 @@ use sq_export::tract::{max_relative_difference, TractModel};
 use sq_export::{to_onnx, Batch, ExportOptions};
 use sq_models::dataset::{DatasetSpec, Split};
 use sq_models::eval::{predict, preprocess_for};
-use sq_models::synthetic::VggSpec;
+use sq_models::synthetic::{ResNetSpec, Stem, VggSpec};
 use sq_models::{conv2d, ActShape, Arch, Layer, Linear, Model};
 
 /// Agreement required between the engines, relative to each image's largest logit.
@@ -63,6 +63,15 @@ fn standard_vgg11_bn_of_odd_width() {
 }
 
 #[test]
+fn resnets_with_both_stems_and_bottlenecks() {
+    for (arch, stem, side) in [("resnet18", Stem::Cifar, 12), ("resnet50", Stem::ImageNet, 32)] {
+        let spec = ResNetSpec { in_channels: 3, ..ResNetSpec::uniform(arch.parse().unwrap(), stem, 3, 3, side) };
+        let model = spec.build(11).unwrap();
+        assert_engines_agree(&model, Batch::Dynamic, &[1, 3]);
+    }
+}
+
+#[test]
 fn layers_without_bias_and_a_trailing_dropout() {
     let device = Device::Cpu;
     let conv = conv2d(Tensor::randn(0f32, 0.5, (4, 2, 3, 3), &device).unwrap(), None, 0).unwrap();
@@ -70,7 +79,7 @@ fn layers_without_bias_and_a_trailing_dropout() {
     let layers = vec![
         Layer::Conv2d(conv),
         Layer::Relu,
-        Layer::MaxPool2d { kernel: 2, stride: 2 },
+        Layer::MaxPool2d { kernel: 2, stride: 2, padding: 0 },
         Layer::Flatten,
         Layer::Linear(linear),
         Layer::Dropout,

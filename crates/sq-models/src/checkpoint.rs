@@ -1,7 +1,8 @@
 //! Loading and saving models as safetensors checkpoints with torchvision names.
 //!
 //! The loader reads a PyTorch `state_dict` of a VGG (`features.N.*`,
-//! `classifier.N.*`) and rebuilds the layer chain. Layer *kinds* come from
+//! `classifier.N.*`) or of a ResNet (`conv1.*`, `layerN.M.*`, `fc.*`; see
+//! `resnet`) and rebuilds the layer chain. For a VGG: Layer *kinds* come from
 //! the tensors (4-D weight: conv; `running_mean`: BatchNorm; 2-D weight:
 //! linear) and *widths* from their shapes, so narrower, squeezed checkpoints
 //! load through the same code. Parameter-free layers (ReLU, max-pool,
@@ -32,8 +33,9 @@ pub enum StorageDtype {
     F16,
 }
 
-/// Loads a VGG checkpoint. `arch` overrides the pool placement that is
-/// otherwise read from the gaps in torchvision's layer numbering.
+/// Loads a VGG or ResNet checkpoint. For a VGG, `arch` overrides the pool
+/// placement that is otherwise read from the gaps in torchvision's layer
+/// numbering; a ResNet's structure always follows from its keys.
 pub fn load(path: &Path, arch: Option<&Arch>) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
     load_bytes(&bytes, path, arch)
@@ -46,14 +48,53 @@ pub fn load_bytes(bytes: &[u8], path: &Path, arch: Option<&Arch>) -> Result<Mode
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
     let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
 
-    let mut groups = Groups { path: path.into(), features: BTreeMap::new(), classifier: BTreeMap::new() };
-    let model = file.tensors().into_iter().try_for_each(|(key, view)| groups.insert(&key, &view));
-    let model = model.and_then(|()| groups.into_model(arch, metadata));
-    // Every error names the file, also those raised deep in candle.
-    model.map_err(|e| match e {
+    let tensors = read_tensors(&file, path).map_err(|e| naming_file(e, path))?;
+    from_state_dict_at(tensors, metadata, arch, path)
+}
+
+/// Builds a model from a torchvision `state_dict` already in memory (f32
+/// tensors by key), as [`load`] does from a file: a ResNet when the keys
+/// are a ResNet's, else a VGG, with `arch` as in [`load`].
+pub fn from_state_dict(
+    tensors: BTreeMap<String, Tensor>,
+    metadata: BTreeMap<String, String>,
+    arch: Option<&Arch>,
+) -> Result<Model> {
+    from_state_dict_at(tensors, metadata, arch, Path::new("<state dict>"))
+}
+
+/// [`from_state_dict`] with the path that errors name.
+fn from_state_dict_at(
+    tensors: BTreeMap<String, Tensor>,
+    metadata: BTreeMap<String, String>,
+    arch: Option<&Arch>,
+    path: &Path,
+) -> Result<Model> {
+    let keys: Vec<&str> = tensors.keys().map(String::as_str).collect();
+    let model = if crate::resnet::is_resnet(&keys) {
+        if let Some(arch) = arch {
+            return Err(Error::Layout {
+                path: path.into(),
+                message: format!("this is a ResNet checkpoint; --arch {arch} describes a VGG"),
+            });
+        }
+        crate::resnet::from_tensors(tensors, metadata, path)
+    } else {
+        let mut groups = Groups { path: path.into(), features: BTreeMap::new(), classifier: BTreeMap::new() };
+        tensors
+            .into_iter()
+            .try_for_each(|(key, tensor)| groups.insert(&key, tensor))
+            .and_then(|()| groups.into_model(arch, metadata))
+    };
+    model.map_err(|e| naming_file(e, path))
+}
+
+/// Every error names the file, also those raised deep in candle.
+fn naming_file(e: Error, path: &Path) -> Error {
+    match e {
         Error::Candle(_) | Error::Invalid { .. } => Error::Layout { path: path.into(), message: e.to_string() },
         e => e,
-    })
+    }
 }
 
 /// Writes `model` to `path` atomically ([`sq_io::write_atomic`]), so a
@@ -100,7 +141,7 @@ pub fn to_bytes(model: &Model, dtype: StorageDtype, path: &Path) -> Result<Vec<u
         })
         .collect::<Result<Vec<_>>>()?;
     let mut metadata: HashMap<String, String> = model.metadata().clone().into_iter().collect();
-    metadata.insert("arch".into(), Arch::of(model).name());
+    metadata.insert("arch".into(), model.arch_name());
 
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })
@@ -123,6 +164,33 @@ fn tensor_bytes(tensor: &Tensor, dtype: StorageDtype) -> Result<Vec<u8>> {
     })
 }
 
+/// Every tensor of the file as f32, by key, checked finite;
+/// `num_batches_tracked` (a training counter, unused at inference) is
+/// skipped.
+fn read_tensors(file: &SafeTensors<'_>, path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let mut tensors = BTreeMap::new();
+    for (key, view) in file.tensors() {
+        if key.ends_with(".num_batches_tracked") {
+            continue;
+        }
+        let dtype = match view.dtype() {
+            Dtype::F32 => DType::F32,
+            Dtype::F16 => DType::F16,
+            Dtype::BF16 => DType::BF16,
+            other => {
+                return Err(Error::UnsupportedDtype { path: path.into(), key, dtype: format!("{other:?}") });
+            }
+        };
+        let tensor = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?.to_dtype(DType::F32)?;
+        let count = non_finite(&tensor)?;
+        if count > 0 {
+            return Err(Error::NonFinite { path: path.into(), key, count });
+        }
+        tensors.insert(key, tensor);
+    }
+    Ok(tensors)
+}
+
 /// Tensors of one torchvision layer index, by suffix (`weight`, `bias`, ...).
 type Params = BTreeMap<String, Tensor>;
 
@@ -134,7 +202,7 @@ struct Groups {
 }
 
 impl Groups {
-    fn insert(&mut self, key: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<()> {
+    fn insert(&mut self, key: &str, tensor: Tensor) -> Result<()> {
         let unexpected = || Error::Layout {
             path: self.path.clone(),
             message: format!("unexpected tensor `{key}`: a VGG checkpoint holds only features.N.* and classifier.N.*"),
@@ -144,26 +212,6 @@ impl Groups {
             return Err(unexpected());
         };
         let index: usize = index.parse().map_err(|_| unexpected())?;
-        if suffix == "num_batches_tracked" {
-            return Ok(()); // a training counter, unused at inference
-        }
-        let dtype = match view.dtype() {
-            Dtype::F32 => DType::F32,
-            Dtype::F16 => DType::F16,
-            Dtype::BF16 => DType::BF16,
-            other => {
-                return Err(Error::UnsupportedDtype {
-                    path: self.path.clone(),
-                    key: key.into(),
-                    dtype: format!("{other:?}"),
-                })
-            }
-        };
-        let tensor = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?.to_dtype(DType::F32)?;
-        let count = non_finite(&tensor)?;
-        if count > 0 {
-            return Err(Error::NonFinite { path: self.path.clone(), key: key.into(), count });
-        }
         let section = match section {
             "features" => &mut self.features,
             "classifier" => &mut self.classifier,
@@ -315,7 +363,7 @@ impl Groups {
             }
             layers.push(Layer::Relu);
             if pool {
-                layers.push(Layer::MaxPool2d { kernel: 2, stride: 2 });
+                layers.push(Layer::MaxPool2d { kernel: 2, stride: 2, padding: 0 });
             }
         }
         layers.push(Layer::Flatten);

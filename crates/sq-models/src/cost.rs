@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::layer::Layer;
+use crate::layer::{Layer, Shortcut};
 use crate::model::{ActShape, Model};
 
 /// The size and compute cost of one layer for one image.
@@ -39,7 +39,7 @@ impl Model {
     }
 
     /// Total multiply-accumulates for one image, the usual "FLOPs" of CNN
-    /// papers (conv and linear layers only).
+    /// papers (conv and linear layers, ResNet projections included).
     pub fn macs(&self) -> usize {
         self.layer_costs().iter().map(|c| c.macs).sum()
     }
@@ -65,7 +65,19 @@ impl Layer {
                 (units_out * units_in + bias, units_out * units_in)
             }
             Layer::BatchNorm2d(_) => (4 * units_in, 0),
-            Layer::Relu | Layer::MaxPool2d { .. } | Layer::Flatten | Layer::Dropout => (0, 0),
+            Layer::Add(Shortcut::Projection { conv, .. }) => {
+                // The 1x1 projection from the block's input (`units_in`)
+                // to its output (`units_out`), and its BatchNorm.
+                let taps = conv.weight().dims()[2] * conv.weight().dims()[3];
+                (units_out * units_in * taps + 4 * units_out, units_out * units_in * taps * positions)
+            }
+            Layer::Relu
+            | Layer::MaxPool2d { .. }
+            | Layer::Flatten
+            | Layer::Dropout
+            | Layer::Fork
+            | Layer::Add(Shortcut::Identity)
+            | Layer::GlobalAvgPool => (0, 0),
         }
     }
 }
@@ -73,7 +85,9 @@ impl Layer {
 /// MACs of `layer` given the shape it outputs.
 fn layer_macs(layer: &Layer, output: ActShape) -> usize {
     match layer {
-        Layer::Conv2d(conv) => conv.weight().elem_count() * output.positions(),
+        Layer::Conv2d(conv) | Layer::Add(Shortcut::Projection { conv, .. }) => {
+            conv.weight().elem_count() * output.positions()
+        }
         Layer::Linear(linear) => linear.weight().elem_count(),
         _ => 0,
     }

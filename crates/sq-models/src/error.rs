@@ -67,7 +67,7 @@ pub enum Error {
         count: usize,
     },
     /// A checkpoint holds tensors that no layer reads.
-    #[error("{}: unknown tensors {}: they belong to no conv, BatchNorm or linear layer of a VGG", path.display(), .keys.join(", "))]
+    #[error("{}: unknown tensors {}: no conv, BatchNorm or linear layer of the architecture reads them", path.display(), .keys.join(", "))]
     UnknownTensors {
         /// The file involved.
         path: PathBuf,
@@ -87,7 +87,7 @@ pub enum Error {
         /// What does not fit, in words.
         message: String,
     },
-    /// The keys of the checkpoint do not describe a VGG network we understand.
+    /// The keys of the checkpoint do not describe a VGG or ResNet we understand.
     #[error("{}: {message}", path.display())]
     Layout {
         /// The file involved.

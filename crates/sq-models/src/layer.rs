@@ -1,4 +1,4 @@
-//! The layers a VGG-style network is made of, as plain values.
+//! The layers VGG- and ResNet-style networks are made of, as plain values.
 //!
 //! Convolutions and linear layers are candle-nn's own modules; BatchNorm is
 //! ours because inference only needs the per-channel affine map it reduces
@@ -93,7 +93,39 @@ impl Module for BatchNorm2d {
     }
 }
 
+/// What a residual block adds back to its body's output: its own input,
+/// either as is or through torchvision's `downsample` (a 1x1 convolution,
+/// possibly strided, and a BatchNorm) when the block changes the width or
+/// the resolution.
+#[derive(Clone, Debug)]
+pub enum Shortcut {
+    /// The block's input, unchanged.
+    Identity,
+    /// `bn(conv(input))`.
+    Projection {
+        /// The 1x1 convolution (`downsample.0`).
+        conv: Conv2d,
+        /// Its BatchNorm (`downsample.1`).
+        bn: BatchNorm2d,
+    },
+}
+
+impl Shortcut {
+    /// Runs the shortcut on the block's input.
+    pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Shortcut::Identity => Ok(input.clone()),
+            Shortcut::Projection { conv, bn } => bn.forward(&conv.forward(input)?),
+        }
+    }
+}
+
 /// One layer of a feed-forward chain.
+///
+/// Residual networks stay a chain: [`Layer::Fork`] opens a block and keeps
+/// its input aside, the block's body follows as ordinary layers, and
+/// [`Layer::Add`] closes it by adding the kept input back through its
+/// [`Shortcut`]. Blocks may nest; each `Add` closes the innermost open one.
 #[derive(Clone, Debug)]
 pub enum Layer {
     /// 2-D convolution (weight `out x in x kh x kw`).
@@ -108,7 +140,19 @@ pub enum Layer {
         kernel: usize,
         /// Step between windows.
         stride: usize,
+        /// Implicit negative infinity added on every side (ResNet's
+        /// ImageNet stem pools 3x3, stride 2, padding 1).
+        padding: usize,
     },
+    /// Opens a residual block: passes its input on unchanged and keeps it
+    /// for the [`Layer::Add`] that closes the block.
+    Fork,
+    /// Closes the innermost open residual block: adds the block's input,
+    /// through the shortcut, to the body's output.
+    Add(Shortcut),
+    /// Mean over all spatial positions, keeping a `C x 1 x 1` map
+    /// (torchvision's `AdaptiveAvgPool2d((1, 1))`, ResNet's `avgpool`).
+    GlobalAvgPool,
     /// `N x C x H x W -> N x (C*H*W)`, channel-major as in PyTorch.
     Flatten,
     /// Fully connected layer (weight `out x in`).
@@ -125,6 +169,9 @@ impl Layer {
             Layer::BatchNorm2d(_) => "batchnorm2d",
             Layer::Relu => "relu",
             Layer::MaxPool2d { .. } => "maxpool2d",
+            Layer::Fork => "fork",
+            Layer::Add(_) => "add",
+            Layer::GlobalAvgPool => "avgpool",
             Layer::Flatten => "flatten",
             Layer::Linear(_) => "linear",
             Layer::Dropout => "dropout",
@@ -146,17 +193,52 @@ impl Layer {
         self.is_linear_operator() || matches!(self, Layer::Flatten)
     }
 
-    /// Runs the layer in inference mode.
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Layer::Conv2d(conv) => conv.forward(x),
-            Layer::BatchNorm2d(bn) => bn.forward(x),
-            Layer::Relu => x.relu(),
-            Layer::MaxPool2d { kernel, stride } => x.max_pool2d_with_stride(*kernel, *stride),
-            Layer::Flatten => x.flatten_from(1),
-            Layer::Linear(linear) => linear.forward(x),
-            Layer::Dropout => Ok(x.clone()),
-        }
+    /// True for the layers that compute each output unit from the same
+    /// input unit alone (BatchNorm, ReLU, pooling, dropout, flatten): the
+    /// units a producer removes can be dropped from their output by dropping
+    /// them from their input. Only these may sit inside a [`Link`](crate::Link).
+    pub fn is_unit_wise(&self) -> bool {
+        matches!(
+            self,
+            Layer::BatchNorm2d(_)
+                | Layer::Relu
+                | Layer::MaxPool2d { .. }
+                | Layer::GlobalAvgPool
+                | Layer::Flatten
+                | Layer::Dropout
+        )
+    }
+
+    /// Runs the layer in inference mode on `flow`, the activation with the
+    /// inputs of the residual blocks still open (a [`Layer::Fork`] pushes
+    /// one, a [`Layer::Add`] pops one; every other layer reads only the
+    /// activation).
+    pub fn forward(&self, flow: &mut crate::Flow) -> candle_core::Result<()> {
+        let x = &flow.x;
+        flow.x = match self {
+            Layer::Conv2d(conv) => conv.forward(x)?,
+            Layer::BatchNorm2d(bn) => bn.forward(x)?,
+            Layer::Relu => x.relu()?,
+            Layer::MaxPool2d { kernel, stride, padding } => {
+                pad_for_max(x, *padding)?.max_pool2d_with_stride(*kernel, *stride)?
+            }
+            Layer::Flatten => x.flatten_from(1)?,
+            Layer::Linear(linear) => linear.forward(x)?,
+            Layer::Dropout => x.clone(),
+            Layer::Fork => {
+                flow.open.push(x.clone());
+                return Ok(());
+            }
+            Layer::Add(shortcut) => {
+                let input = flow
+                    .open
+                    .pop()
+                    .ok_or_else(|| candle_core::Error::Msg("an add closes no open residual block".into()))?;
+                x.add(&shortcut.forward(&input)?)?
+            }
+            Layer::GlobalAvgPool => x.mean_keepdim(3)?.mean_keepdim(2)?,
+        };
+        Ok(())
     }
 
     /// The learnable tensors of the layer with their PyTorch suffixes
@@ -171,7 +253,28 @@ impl Layer {
                 ("running_mean", bn.running_mean()),
                 ("running_var", bn.running_var()),
             ],
-            Layer::Relu | Layer::MaxPool2d { .. } | Layer::Flatten | Layer::Dropout => Vec::new(),
+            // The layer is named `layerS.B.downsample`, like torchvision's
+            // `Sequential(conv, bn)`.
+            Layer::Add(Shortcut::Projection { conv, bn }) => {
+                let mut v = vec![("0.weight", conv.weight())];
+                if let Some(bias) = conv.bias() {
+                    v.push(("0.bias", bias));
+                }
+                v.extend([
+                    ("1.weight", bn.gamma()),
+                    ("1.bias", bn.beta()),
+                    ("1.running_mean", bn.running_mean()),
+                    ("1.running_var", bn.running_var()),
+                ]);
+                v
+            }
+            Layer::Relu
+            | Layer::MaxPool2d { .. }
+            | Layer::Flatten
+            | Layer::Dropout
+            | Layer::Fork
+            | Layer::Add(Shortcut::Identity)
+            | Layer::GlobalAvgPool => Vec::new(),
         }
     }
 
@@ -198,6 +301,19 @@ impl Layer {
     }
 }
 
+/// `x` with `padding` columns and rows of negative infinity on every side,
+/// which no maximum ever picks.
+fn pad_for_max(x: &Tensor, padding: usize) -> candle_core::Result<Tensor> {
+    if padding == 0 {
+        return Ok(x.clone());
+    }
+    let (n, c, h, w) = x.dims4()?;
+    let rows = Tensor::full(f32::NEG_INFINITY, (n, c, padding, w), x.device())?;
+    let x = Tensor::cat(&[&rows, x, &rows], 2)?;
+    let cols = Tensor::full(f32::NEG_INFINITY, (n, c, h + 2 * padding, padding), x.device())?;
+    Tensor::cat(&[&cols, &x, &cols], 3)
+}
+
 fn with_bias<'a>(weight: &'a Tensor, bias: Option<&'a Tensor>) -> Vec<(&'static str, &'a Tensor)> {
     let mut v = vec![("weight", weight)];
     if let Some(b) = bias {
@@ -208,6 +324,12 @@ fn with_bias<'a>(weight: &'a Tensor, bias: Option<&'a Tensor>) -> Vec<(&'static 
 
 /// A 3x3-style convolution with stride 1 and the given padding, as VGG uses.
 pub fn conv2d(weight: Tensor, bias: Option<Tensor>, padding: usize) -> Result<Conv2d> {
+    strided_conv2d(weight, bias, 1, padding)
+}
+
+/// A square convolution with the given stride and padding (ResNet's stems,
+/// downsampling convolutions and 1x1 projections).
+pub fn strided_conv2d(weight: Tensor, bias: Option<Tensor>, stride: usize, padding: usize) -> Result<Conv2d> {
     let (out_c, _, kh, kw) = weight.dims4()?;
     if kh != kw {
         return Err(Error::Invalid {
@@ -223,6 +345,9 @@ pub fn conv2d(weight: Tensor, bias: Option<Tensor>, padding: usize) -> Result<Co
             });
         }
     }
-    let config = Conv2dConfig { padding, stride: 1, dilation: 1, groups: 1, cudnn_fwd_algo: None };
+    if stride == 0 {
+        return Err(Error::Invalid { layer: "conv2d".into(), message: "stride 0".into() });
+    }
+    let config = Conv2dConfig { padding, stride, dilation: 1, groups: 1, cudnn_fwd_algo: None };
     Ok(Conv2d::new(weight, bias, config))
 }

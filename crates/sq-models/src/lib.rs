@@ -1,7 +1,8 @@
 //! Model description, runner and data for squeeze.
 //!
 //! * [`Model`] is an *editable description* of a feed-forward CNN: an
-//!   ordered list of [`Layer`] values holding their tensors. It can name its
+//!   ordered list of [`Layer`] values holding their tensors; residual
+//!   blocks are a [`Layer::Fork`] ... [`Layer::Add`] span of the chain. It can name its
 //!   producer/consumer pairs ([`Model::links`]) and run with a hook that
 //!   sees the input of every conv, linear and flatten layer
 //!   ([`Model::forward_with`]), which is how `sq-capture` gathers statistics.
@@ -12,12 +13,14 @@
 //!   layer-by-layer candle path stays as the reference
 //!   ([`Model::forward_layers`]).
 //! * [`checkpoint`] reads and writes torchvision-named safetensors files
-//!   (VGG-11/13/16/19, with or without BatchNorm; widths from shapes).
+//!   (VGG-11/13/16/19, with or without BatchNorm; ResNet-18/34/50/101/152
+//!   with the ImageNet or the CIFAR-style stem; widths from shapes).
 //! * [`transform`] holds function-preserving rewrites such as BatchNorm folding.
 //! * [`dataset`] reads MNIST / Fashion-MNIST IDX files and CIFAR-10 binary
 //!   batches and applies the checkpoint's preprocessing.
 //! * [`eval`] measures top-1 accuracy and throughput.
-//! * [`synthetic`] builds random VGGs of any shape for tests and benchmarks.
+//! * [`synthetic`] builds random VGGs and ResNets of any shape for tests
+//!   and benchmarks.
 //!
 //! Model *surgery* (removing units) lives in `sq-rewrite`; this crate only
 //! describes and runs models.
@@ -55,12 +58,16 @@ pub mod eval;
 mod layer;
 mod model;
 mod plan;
+mod resnet;
+mod stream;
 pub mod synthetic;
 pub mod transform;
 mod vgg;
 
 pub use cost::LayerCost;
 pub use error::{Error, Result};
-pub use layer::{conv2d, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear};
-pub use model::{ActShape, Link, Model};
+pub use layer::{conv2d, strided_conv2d, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear, Shortcut};
+pub use model::{ActShape, Flow, Link, Model};
+pub use resnet::{BlockKind, ResNetArch};
+pub use stream::{Stream, StreamReader};
 pub use vgg::Arch;

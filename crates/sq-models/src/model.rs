@@ -4,12 +4,16 @@
 //! shape and free-form metadata. Nothing is hidden in closures, so model
 //! surgery (`sq-rewrite`) can read every tensor and build a new model, and
 //! the runner can show any layer's input to a caller through a hook.
+//! Residual networks are chains too: a [`Layer::Fork`] opens a block and a
+//! [`Layer::Add`] closes it, so what crosses a point of the chain is the
+//! activation plus the inputs of the blocks open there (a [`Flow`]).
 //!
-//! Layer names are not stored: they follow from the position in the chain
-//! exactly as PyTorch's torchvision VGG numbers its `nn.Sequential`s
-//! (`features.N` before the flatten, `classifier.N` after it). A model whose
-//! BatchNorms were folded away therefore gets the names of the plain VGG
-//! automatically, and a checkpoint we write loads in torchvision as is.
+//! Layer names are not stored: they follow from the structure exactly as
+//! torchvision names its modules. A VGG numbers its `nn.Sequential`s
+//! (`features.N` before the flatten, `classifier.N` after it), so a model
+//! whose BatchNorms were folded away gets the names of the plain VGG; a
+//! ResNet gets `conv1`, `layer2.0.conv1`, `layer2.0.downsample`, `fc`
+//! (see `resnet`). A checkpoint we write loads in torchvision as is.
 //!
 //! Running a model goes through an execution plan compiled from the layers
 //! on first use and cached (see `plan`): BatchNorm folded into the
@@ -25,8 +29,8 @@ use std::sync::{Arc, OnceLock};
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
-use crate::layer::Layer;
-use crate::plan::{Activation, Plan};
+use crate::layer::{Layer, Shortcut};
+use crate::plan::{Activation, Plan, PlanFlow};
 
 /// Shape of one image's activation between two layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,8 +82,11 @@ impl fmt::Display for ActShape {
 }
 
 /// A producer/consumer pair: the units that `producer` outputs are read by
-/// `consumer`, with only unit-wise layers (BatchNorm, ReLU, max-pool,
-/// dropout, flatten) in between. These are the places squeeze can cut.
+/// `consumer` and by nothing else, with only unit-wise layers (BatchNorm,
+/// ReLU, pooling, dropout, flatten; [`Layer::is_unit_wise`]) in between.
+/// These are the places squeeze can cut. In a ResNet they are the
+/// convolutions inside a block; the channels of the residual stream, which
+/// every block reads and writes, are not links.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
     /// Index of the conv/linear layer whose output units may be removed.
@@ -105,6 +112,25 @@ impl Link {
     }
 }
 
+/// What crosses one point of a model's chain for a batch: the activation
+/// and the inputs of the residual blocks open there, outermost first, which
+/// their [`Layer::Add`]s will read. Outside any block `open` is empty and a
+/// flow is just its tensor.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    /// The activation (`N x C x H x W` or `N x F`).
+    pub x: Tensor,
+    /// Inputs of the open residual blocks, innermost last.
+    pub open: Vec<Tensor>,
+}
+
+impl Flow {
+    /// A flow outside every residual block.
+    pub fn new(x: Tensor) -> Self {
+        Self { x, open: Vec::new() }
+    }
+}
+
 /// A feed-forward network as an ordered list of layers.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -112,6 +138,10 @@ pub struct Model {
     layers: Vec<Layer>,
     /// `shapes[i]` is the input of layer `i`; the last entry is the output.
     shapes: Vec<ActShape>,
+    /// `open[i]` holds the input shapes of the residual blocks open at the
+    /// input of layer `i`, outermost first.
+    open: Vec<Vec<ActShape>>,
+    names: Vec<String>,
     metadata: BTreeMap<String, String>,
     /// The compiled layers, built on first use; `None` inside when some
     /// layer has no fast kernel. Shared by clones.
@@ -121,14 +151,25 @@ pub struct Model {
 impl Model {
     /// Builds a model and checks that consecutive layers fit together.
     pub fn new(input: ActShape, layers: Vec<Layer>, metadata: BTreeMap<String, String>) -> Result<Self> {
+        let names = names(&layers);
         let mut shapes = Vec::with_capacity(layers.len() + 1);
+        let mut open = vec![Vec::new()];
         shapes.push(input);
         for (i, layer) in layers.iter().enumerate() {
-            let next = output_shape(layer, shapes[i])
-                .map_err(|message| Error::Invalid { layer: layer_name(&layers, i), message })?;
+            let mut blocks = open[i].clone();
+            let next = next_shape(layer, shapes[i], &mut blocks)
+                .map_err(|message| Error::Invalid { layer: names[i].clone(), message })?;
             shapes.push(next);
+            open.push(blocks);
         }
-        Ok(Self { input, layers, shapes, metadata, plan: OnceLock::new() })
+        if !open[layers.len()].is_empty() {
+            let fork = (0..layers.len()).rev().find(|&i| matches!(layers[i], Layer::Fork)).unwrap_or(0);
+            return Err(Error::Invalid {
+                layer: names[fork].clone(),
+                message: "opens a residual block that no add closes".into(),
+            });
+        }
+        Ok(Self { input, layers, shapes, open, names, metadata, plan: OnceLock::new() })
     }
 
     /// Shape of one input image.
@@ -160,22 +201,55 @@ impl Model {
         &mut self.metadata
     }
 
-    /// The torchvision-style name of layer `i` (`features.7`, `classifier.3`, `flatten`).
+    /// The torchvision-style name of layer `i` (`features.7`, `classifier.3`,
+    /// `flatten`, `layer2.0.conv1`, `fc`).
     pub fn name(&self, i: usize) -> String {
-        layer_name(&self.layers, i)
+        self.names[i].clone()
     }
 
     /// Index of the layer with the given name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        (0..self.layers.len()).find(|&i| self.name(i) == name)
+        self.names.iter().position(|n| n == name)
     }
 
-    /// All producer/consumer pairs, first to last. The network's input is
+    /// The torchvision architecture name (`vgg16_bn`, `resnet18`), or
+    /// `vgg-custom` / `resnet-custom` for a stage pattern outside the
+    /// standard ones.
+    pub fn arch_name(&self) -> String {
+        if self.is_residual() {
+            crate::resnet::arch_name(&self.layers)
+        } else {
+            crate::vgg::Arch::of(self).name()
+        }
+    }
+
+    /// Whether the model has residual blocks (a ResNet).
+    pub fn is_residual(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l, Layer::Fork))
+    }
+
+    /// Number of residual blocks open at the input of layer `i` (the length
+    /// of [`Flow::open`] there).
+    pub fn open_blocks(&self, i: usize) -> usize {
+        self.open[i].len()
+    }
+
+    /// Shape of the input of the innermost residual block open at the input
+    /// of layer `i` (for a [`Layer::Add`], the block it closes).
+    pub fn block_input(&self, i: usize) -> Option<ActShape> {
+        self.open[i].last().copied()
+    }
+
+    /// All producer/consumer pairs, first to last: consecutive conv/linear
+    /// layers with only unit-wise layers in between. The network's input is
     /// never a producer, and the last conv/linear layer (the classifier's
-    /// output) has no consumer, so it is never one either.
+    /// output) has no consumer, so it is never one either. A fork or add in
+    /// between means the producer's units also flow elsewhere (the residual
+    /// stream), so that pair is not a link.
     pub fn links(&self) -> Vec<Link> {
         let ops: Vec<usize> = (0..self.layers.len()).filter(|&i| self.layers[i].is_linear_operator()).collect();
         ops.windows(2)
+            .filter(|pair| self.layers[pair[0] + 1..pair[1]].iter().all(Layer::is_unit_wise))
             .map(|pair| {
                 let (producer, consumer) = (pair[0], pair[1]);
                 let tap =
@@ -208,18 +282,18 @@ impl Model {
     {
         self.check_input(x)?;
         let Some(plan) = self.plan() else {
-            let mut x = x.clone();
+            let mut flow = Flow::new(x.clone());
             for (i, layer) in self.layers.iter().enumerate() {
                 if layer.is_tap_point() {
-                    hook(i, &x)?;
+                    hook(i, &flow.x)?;
                 }
-                x = layer.forward(&x).map_err(Error::from)?;
+                layer.forward(&mut flow).map_err(Error::from)?;
             }
-            return Ok(x);
+            return Ok(flow.x);
         };
-        let x = Activation::from_tensor(x, self.input)?;
+        let x = PlanFlow::new(Activation::from_tensor(x, self.input)?);
         let out = plan.run_with_taps(x, 0..self.layers.len(), |i, input| hook(i, &input.to_tensor()?))?;
-        Ok(out.to_tensor()?)
+        Ok(out.x.to_tensor()?)
     }
 
     /// Runs only `layers[range]` on `x`, which must be the input of
@@ -228,13 +302,33 @@ impl Model {
     /// plan when each end of the range is `0`, `layers().len()` or a tap
     /// point ([`Layer::is_tap_point`]); any other range runs layer by layer
     /// ([`Model::forward_layers`]), with the same result.
+    ///
+    /// `range.start` must lie outside every residual block; where blocks
+    /// are open, use [`Model::forward_flow`] with their inputs. Blocks
+    /// still open at `range.end` are dropped from the result.
     pub fn forward_range(&self, x: &Tensor, range: Range<usize>) -> Result<Tensor> {
+        Ok(self.forward_flow(Flow::new(x.clone()), range)?.x)
+    }
+
+    /// Like [`Model::forward_range`] for a range that may start and end
+    /// inside residual blocks: `flow` carries the activation at
+    /// `range.start` and the inputs of the blocks open there
+    /// ([`Model::open_blocks`] of them), and so does the result at
+    /// `range.end`.
+    pub fn forward_flow(&self, flow: Flow, range: Range<usize>) -> Result<Flow> {
+        self.check_flow(&flow, range.start)?;
         match self.plan() {
             Some(plan) if !range.is_empty() && plan.is_boundary(range.start) && plan.is_boundary(range.end) => {
-                let x = Activation::from_tensor(x, self.shapes[range.start])?;
-                plan.run(x, range).to_tensor()
+                let to_plan = |(x, shape): (&Tensor, &ActShape)| Activation::from_tensor(x, *shape);
+                let x = Activation::from_tensor(&flow.x, self.shapes[range.start])?;
+                let open = flow.open.iter().zip(&self.open[range.start]).map(to_plan).collect::<Result<_>>()?;
+                let out = plan.run(PlanFlow { x, open }, range);
+                Ok(Flow {
+                    x: out.x.to_tensor()?,
+                    open: out.open.iter().map(Activation::to_tensor).collect::<Result<_>>()?,
+                })
             }
-            _ => self.forward_layers(x, range),
+            _ => self.forward_layers_flow(flow, range),
         }
     }
 
@@ -244,12 +338,48 @@ impl Model {
     /// tested against, and the fallback for a model with a layer the plan
     /// cannot compile (a grouped or dilated convolution, weights that are
     /// not f32).
+    ///
+    /// Like [`Model::forward_range`], `range.start` must lie outside every
+    /// residual block.
     pub fn forward_layers(&self, x: &Tensor, range: Range<usize>) -> Result<Tensor> {
-        let mut x = x.clone();
+        self.check_flow(&Flow::new(x.clone()), range.start)?;
+        Ok(self.forward_layers_flow(Flow::new(x.clone()), range)?.x)
+    }
+
+    fn forward_layers_flow(&self, mut flow: Flow, range: Range<usize>) -> Result<Flow> {
         for layer in &self.layers[range] {
-            x = layer.forward(&x)?;
+            layer.forward(&mut flow)?;
         }
-        Ok(x)
+        Ok(flow)
+    }
+
+    /// Checks that `flow` has what the input of layer `at` needs: the
+    /// activation's shape and one input per open residual block.
+    fn check_flow(&self, flow: &Flow, at: usize) -> Result<()> {
+        let open = &self.open[at];
+        if flow.open.len() != open.len() {
+            return Err(Error::Input {
+                expected: format!(
+                    "{} inside {} residual block(s): pass their inputs with forward_flow",
+                    self.names.get(at).map_or("the output", String::as_str),
+                    open.len()
+                ),
+                found: flow.x.dims().to_vec(),
+            });
+        }
+        let fits = |shape: ActShape, dims: &[usize]| match (shape, dims) {
+            (ActShape::Map { c, h, w }, [_, xc, xh, xw]) => (c, h, w) == (*xc, *xh, *xw),
+            (ActShape::Vector(n), [_, xn]) => n == *xn,
+            _ => false,
+        };
+        let expected = std::iter::once(self.shapes[at]).chain(open.iter().copied());
+        let found = std::iter::once(&flow.x).chain(&flow.open);
+        for (shape, x) in expected.zip(found) {
+            if !fits(shape, x.dims()) {
+                return Err(Error::Input { expected: format!("N x {shape}"), found: x.dims().to_vec() });
+            }
+        }
+        Ok(())
     }
 
     /// Whether [`Model::forward`] runs the fused execution plan (`false`:
@@ -277,15 +407,54 @@ impl Model {
     }
 }
 
-fn layer_name(layers: &[Layer], i: usize) -> String {
-    match layers.iter().position(|l| matches!(l, Layer::Flatten)) {
-        Some(f) if i == f => "flatten".to_string(),
-        Some(f) if i > f => format!("classifier.{}", i - f - 1),
-        _ => format!("features.{i}"),
+/// The torchvision names of `layers`: a ResNet's when the chain has residual
+/// blocks, a VGG's otherwise.
+fn names(layers: &[Layer]) -> Vec<String> {
+    if layers.iter().any(|l| matches!(l, Layer::Fork)) {
+        return crate::resnet::names(layers);
+    }
+    let flatten = layers.iter().position(|l| matches!(l, Layer::Flatten));
+    (0..layers.len())
+        .map(|i| match flatten {
+            Some(f) if i == f => "flatten".to_string(),
+            Some(f) if i > f => format!("classifier.{}", i - f - 1),
+            _ => format!("features.{i}"),
+        })
+        .collect()
+}
+
+/// Shape after `layer` given its input shape and the input shapes of the
+/// open residual blocks (which a fork or an add changes), or why they do
+/// not fit.
+fn next_shape(layer: &Layer, input: ActShape, open: &mut Vec<ActShape>) -> std::result::Result<ActShape, String> {
+    match layer {
+        Layer::Fork => {
+            open.push(input);
+            Ok(input)
+        }
+        Layer::Add(shortcut) => {
+            let block_input = open.pop().ok_or("closes no open residual block")?;
+            let added = match shortcut {
+                Shortcut::Identity => block_input,
+                Shortcut::Projection { conv, bn } => {
+                    let projected = output_shape(&Layer::Conv2d(conv.clone()), block_input)
+                        .map_err(|e| format!("downsample.0 {e}"))?;
+                    output_shape(&Layer::BatchNorm2d(bn.clone()), projected).map_err(|e| format!("downsample.1 {e}"))?
+                }
+            };
+            if added != input {
+                return Err(format!(
+                    "adds a shortcut of shape {added} to the block's output of shape {input}{}",
+                    if matches!(shortcut, Shortcut::Identity) { " (the block needs a downsample)" } else { "" }
+                ));
+            }
+            Ok(input)
+        }
+        layer => output_shape(layer, input),
     }
 }
 
-/// Shape after `layer` given its input shape, or why they do not fit.
+/// Shape after a layer that reads only the activation, or why they do not fit.
 fn output_shape(layer: &Layer, input: ActShape) -> std::result::Result<ActShape, String> {
     let dims = |t: &Tensor| t.dims().to_vec();
     match (layer, input) {
@@ -311,12 +480,17 @@ fn output_shape(layer: &Layer, input: ActShape) -> std::result::Result<ActShape,
             }
             Ok(input)
         }
-        (Layer::MaxPool2d { kernel, stride }, ActShape::Map { c, h, w }) => {
-            if h < *kernel || w < *kernel {
-                return Err(format!("pool window {kernel} larger than input {h}x{w}"));
+        (Layer::MaxPool2d { kernel, stride, padding }, ActShape::Map { c, h, w }) => {
+            let (h, w) = (h + 2 * padding, w + 2 * padding);
+            if h < *kernel || w < *kernel || *stride == 0 {
+                return Err(format!("pool window {kernel} stride {stride} does not fit the padded input {h}x{w}"));
+            }
+            if 2 * padding > *kernel {
+                return Err(format!("padding {padding} is more than half the window {kernel}"));
             }
             Ok(ActShape::Map { c, h: (h - kernel) / stride + 1, w: (w - kernel) / stride + 1 })
         }
+        (Layer::GlobalAvgPool, ActShape::Map { c, .. }) => Ok(ActShape::Map { c, h: 1, w: 1 }),
         (Layer::Flatten, shape) => Ok(ActShape::Vector(shape.numel())),
         (Layer::Linear(linear), ActShape::Vector(n)) => {
             let wd = dims(linear.weight());

@@ -25,7 +25,7 @@ pub fn fold_batchnorm(model: &Model) -> Result<Model> {
 }
 
 /// The convolution computing `bn(conv(x))`, with the formula of [`fold_batchnorm`].
-pub(crate) fn fold_into_conv(conv: &Conv2d, bn: &BatchNorm2d) -> Result<Conv2d> {
+pub fn fold_into_conv(conv: &Conv2d, bn: &BatchNorm2d) -> Result<Conv2d> {
     let scale = bn.scale()?;
     let out = scale.dims1()?;
     let weight = conv.weight().broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;

@@ -100,7 +100,7 @@ impl ConvCase {
         }
         let out_side = (self.side + 2 * self.padding - k) / self.stride + 1;
         if self.pool && out_side >= 2 {
-            layers.push(Layer::MaxPool2d { kernel: 2, stride: 2 });
+            layers.push(Layer::MaxPool2d { kernel: 2, stride: 2, padding: 0 });
         }
         let input = ActShape::Map { c: self.in_channels, h: self.side, w: self.side };
         Model::new(input, layers, Default::default()).unwrap()

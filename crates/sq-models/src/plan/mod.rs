@@ -7,8 +7,12 @@
 //! * a convolution or linear layer, a BatchNorm right after it folded into
 //!   its weights, and every unit-wise layer after that (ReLU, dropout,
 //!   further BatchNorms) applied in the GEMM epilogue ([`conv`]);
-//! * a max-pool ([`pool`]); a flatten;
-//! * unit-wise layers that follow neither a convolution nor a linear layer.
+//! * a max-pool or a global average pool ([`pool`]); a flatten;
+//! * a residual block's fork (the input is kept aside) and its add (the
+//!   kept input, through its projection if any, is added back, and the
+//!   unit-wise layers after the add run in the same pass);
+//! * unit-wise layers that follow neither a convolution, a linear layer
+//!   nor an add.
 //!
 //! So every conv, linear and flatten layer starts a step: the inputs of
 //! those layers (the *tap points*, [`Layer::is_tap_point`]) are exactly
@@ -32,8 +36,10 @@ pub(crate) use activation::Activation;
 use conv::Conv;
 use unit::UnitOp;
 
+use rayon::prelude::*;
+
 use crate::error::Result;
-use crate::layer::Layer;
+use crate::layer::{BatchNorm2d, Conv2d, Layer, Shortcut};
 use crate::transform::fold_into_conv;
 
 /// What one step computes.
@@ -41,7 +47,14 @@ enum Op {
     /// Convolution or linear layer with its fused epilogue.
     Conv(Conv),
     /// Max pooling.
-    MaxPool { kernel: usize, stride: usize },
+    MaxPool { kernel: usize, stride: usize, padding: usize },
+    /// Mean over the spatial positions.
+    GlobalAvgPool,
+    /// Opens a residual block: keeps the activation.
+    Fork,
+    /// Closes a residual block: adds the kept input (through the
+    /// projection, BatchNorm folded, if any), then the epilogue.
+    Add { projection: Option<Conv>, epilogue: Vec<UnitOp> },
     /// Unit-wise layers on their own.
     Unit(Vec<UnitOp>),
     /// Channel-last map to PyTorch's channel-major vector.
@@ -62,23 +75,67 @@ impl Step {
     fn push(&mut self, op: Option<UnitOp>) {
         match (&mut self.op, op) {
             (Op::Conv(conv), Some(op)) => conv.push(op),
-            (Op::Unit(ops), Some(op)) => ops.push(op),
+            (Op::Unit(ops) | Op::Add { epilogue: ops, .. }, Some(op)) => ops.push(op),
             _ => {}
         }
     }
 
+    /// Whether unit-wise layers that follow this step can run in its pass.
+    fn takes_epilogue(&self) -> bool {
+        matches!(self.op, Op::Conv(_) | Op::Unit(_) | Op::Add { .. })
+    }
+
     /// Runs the step on a batch.
-    fn run(&self, mut x: Activation) -> Activation {
-        match &self.op {
+    fn run(&self, mut flow: PlanFlow) -> PlanFlow {
+        let x = flow.x;
+        flow.x = match &self.op {
             Op::Conv(conv) => conv.run(&x),
-            Op::MaxPool { kernel, stride } => pool::max_pool(&x, *kernel, *stride),
+            Op::MaxPool { kernel, stride, padding } => pool::max_pool(&x, *kernel, *stride, *padding),
+            Op::GlobalAvgPool => pool::global_avg_pool(&x),
             Op::Unit(ops) => {
+                let mut x = x;
                 let channels = x.hwc().2;
                 unit::apply(ops, &mut x.data, 0..channels);
                 x
             }
             Op::Flatten => x.flatten(),
-        }
+            Op::Fork => {
+                flow.open.push(x.clone());
+                x
+            }
+            Op::Add { projection, epilogue } => {
+                let input = flow.open.pop().expect("the model checked that every add closes a fork");
+                let shortcut = match projection {
+                    Some(conv) => conv.run(&input),
+                    None => input,
+                };
+                let mut x = x;
+                let channels = x.hwc().2;
+                x.data
+                    .par_chunks_mut(channels.max(1) * 64)
+                    .zip(shortcut.data.par_chunks(channels.max(1) * 64))
+                    .for_each(|(x, s)| {
+                        x.iter_mut().zip(s).for_each(|(x, s)| *x += s);
+                        unit::apply(epilogue, x, 0..channels);
+                    });
+                x
+            }
+        };
+        flow
+    }
+}
+
+/// What crosses a step boundary inside the plan: the activation and the
+/// inputs of the residual blocks open there (the plan's [`crate::Flow`]).
+pub(crate) struct PlanFlow {
+    pub(crate) x: Activation,
+    pub(crate) open: Vec<Activation>,
+}
+
+impl PlanFlow {
+    /// A flow outside every residual block.
+    pub(crate) fn new(x: Activation) -> Self {
+        Self { x, open: Vec::new() }
     }
 }
 
@@ -104,19 +161,15 @@ impl Plan {
             let start = i;
             let op = match &layers[i] {
                 Layer::Conv2d(conv) => {
-                    let config = conv.config();
-                    if config.groups != 1 || config.dilation != 1 || conv.weight().dtype() != candle_core::DType::F32 {
-                        return Ok(None);
-                    }
-                    let folded = match layers.get(i + 1) {
+                    let bn = match layers.get(i + 1) {
                         Some(Layer::BatchNorm2d(bn)) => {
                             i += 1;
-                            Some(fold_into_conv(conv, bn)?)
+                            Some(bn)
                         }
                         _ => None,
                     };
-                    let conv = folded.as_ref().unwrap_or(conv);
-                    Op::Conv(Conv::new(conv.weight(), conv.bias(), config.stride, config.padding)?)
+                    let Some(conv) = plan_conv(conv, bn)? else { return Ok(None) };
+                    Op::Conv(conv)
                 }
                 Layer::Linear(linear) => {
                     if linear.weight().dtype() != candle_core::DType::F32 {
@@ -124,11 +177,20 @@ impl Plan {
                     }
                     Op::Conv(Conv::linear(linear.weight(), linear.bias())?)
                 }
-                Layer::MaxPool2d { kernel, stride } => Op::MaxPool { kernel: *kernel, stride: *stride },
+                Layer::MaxPool2d { kernel, stride, padding } => {
+                    Op::MaxPool { kernel: *kernel, stride: *stride, padding: *padding }
+                }
+                Layer::GlobalAvgPool => Op::GlobalAvgPool,
                 Layer::Flatten => Op::Flatten,
+                Layer::Fork => Op::Fork,
+                Layer::Add(Shortcut::Identity) => Op::Add { projection: None, epilogue: Vec::new() },
+                Layer::Add(Shortcut::Projection { conv, bn }) => {
+                    let Some(conv) = plan_conv(conv, Some(bn))? else { return Ok(None) };
+                    Op::Add { projection: Some(conv), epilogue: Vec::new() }
+                }
                 Layer::BatchNorm2d(_) | Layer::Relu | Layer::Dropout => {
                     let op = unit_op(&layers[i])?;
-                    if let Some(last) = steps.last_mut().filter(|s| matches!(s.op, Op::Conv(_) | Op::Unit(_))) {
+                    if let Some(last) = steps.last_mut().filter(|s| s.takes_epilogue()) {
                         last.layers.end = i + 1;
                         last.push(op);
                         i += 1;
@@ -156,11 +218,11 @@ impl Plan {
     /// parallel loops of the steps start from inside the pool: a caller
     /// outside it then hands over and waits once per pass instead of once
     /// per step.
-    pub(crate) fn run(&self, x: Activation, range: Range<usize>) -> Activation {
+    pub(crate) fn run(&self, flow: PlanFlow, range: Range<usize>) -> PlanFlow {
         debug_assert!(self.is_boundary(range.start) && self.is_boundary(range.end));
         let first = self.steps.partition_point(|s| s.layers.start < range.start);
         let steps = self.steps[first..].iter().take_while(|s| s.layers.start < range.end);
-        let pass = move || steps.fold(x, |x, step| step.run(x));
+        let pass = move || steps.fold(flow, |flow, step| step.run(flow));
         rayon::scope(|_| pass())
     }
 
@@ -168,10 +230,10 @@ impl Plan {
     /// before every tap point `i` in the range.
     pub(crate) fn run_with_taps<E>(
         &self,
-        mut x: Activation,
+        mut x: PlanFlow,
         range: Range<usize>,
         mut hook: impl FnMut(usize, &Activation) -> std::result::Result<(), E>,
-    ) -> std::result::Result<Activation, E> {
+    ) -> std::result::Result<PlanFlow, E> {
         let mut taps: Vec<usize> =
             self.steps.iter().filter(|s| s.tap && range.contains(&s.layers.start)).map(|s| s.layers.start).collect();
         taps.push(range.end);
@@ -181,12 +243,24 @@ impl Plan {
                 x = self.run(x, at..tap);
             }
             if tap < range.end {
-                hook(tap, &x)?;
+                hook(tap, &x.x)?;
             }
             at = tap;
         }
         Ok(x)
     }
+}
+
+/// A convolution with the BatchNorm that follows it folded in, packed for
+/// the plan, or `None` when it has no fast kernel (grouped, dilated, not f32).
+fn plan_conv(conv: &Conv2d, bn: Option<&BatchNorm2d>) -> Result<Option<Conv>> {
+    let config = conv.config();
+    if config.groups != 1 || config.dilation != 1 || conv.weight().dtype() != candle_core::DType::F32 {
+        return Ok(None);
+    }
+    let folded = bn.map(|bn| fold_into_conv(conv, bn)).transpose()?;
+    let conv = folded.as_ref().unwrap_or(conv);
+    Ok(Some(Conv::new(conv.weight(), conv.bias(), config.stride, config.padding)?))
 }
 
 /// The per-channel operation of a unit-wise layer (`None` for dropout,
