@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use sq_models::checkpoint::{to_bytes, StorageDtype};
 use sq_models::Model;
 use sq_pipeline::{
-    compress, Allocation, Allocator, Mode, ModelBudget, Multiple, Objective, Outcome, Profile, Settings, Target, Widths,
+    compress_links, squeeze_streams, total_cost, Allocation, Allocator, Mode, ModelBudget, Multiple, Objective,
+    Outcome, Profile, Settings, Target, Widths,
 };
 use sq_report::progress;
 use sq_rewrite::Compensation;
@@ -73,6 +74,11 @@ pub struct Args {
     /// statistics asked for; a params/flops budget is still met (the allocation works in steps of M).
     #[arg(long, value_name = "M", default_value = "1")]
     round: Multiple,
+    /// Also squeeze the residual streams of a ResNet (the channels every block of a stage reads and
+    /// writes), each keeping tau:T, fraction:F or width:W of its channels, before the layers inside
+    /// the blocks; a params/flops budget then covers both.
+    #[arg(long, value_name = "BUDGET")]
+    stream: Option<Budget>,
     /// Explicit per-layer widths instead of --tau: a manifest written by an
     /// earlier `squeeze compress`, or a JSON object {"features.0": 28, ...}.
     #[arg(long)]
@@ -133,22 +139,32 @@ pub fn run(args: Args) -> Result<()> {
         batch: args.calibration.batch,
         repair: args.repair,
         round: args.round,
+        stream: args.stream,
     };
+    if args.stream.is_some() && model.streams().is_empty() {
+        bail!("--stream: {} has no residual streams (it is a {})", args.model.model.display(), model.arch_name());
+    }
+    let streams = model.streams().len();
+    let bar = progress::bar(streams, "squeezing", "residual streams");
+    let streamed = squeeze_streams(&model, &calib, &pre, &settings, |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
     let allocation = match global {
-        Some(budget) => {
+        Some((resource, ratio)) => {
             let bar = progress::bar(model.links().len(), "allocating", "layers");
-            let profile = Profile::new(&model, &calib, &val, &pre, &settings, args.allocate, |done, _| {
+            let profile = Profile::new(&streamed.model, &calib, &val, &pre, &settings, args.allocate, |done, _| {
                 bar.set_position(done as u64)
             })?;
             bar.finish_and_clear();
-            let chosen = profile.allocate(&model, budget, settings.round)?;
+            // The budget is relative to the original, streams included.
+            let limit = (total_cost(&model, resource) as f64 / ratio).floor() as usize;
+            let chosen = profile.allocate_within(&streamed.model, resource, limit, settings.round)?;
             settings.widths = Widths::PerLayer(chosen.widths.clone());
             Some(chosen)
         }
         None => None,
     };
     let bar = progress::bar(model.links().len(), "squeezing", "layers");
-    let outcome = compress(&model, &calib, &pre, &settings, |done, _| bar.set_position(done as u64))?;
+    let outcome = compress_links(streamed, &calib, &pre, &settings, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
 
     let mut squeezed = outcome.model.clone();

@@ -60,3 +60,29 @@ where
     let data: String = data.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
     Ok(Stats::new(layers).with_model(crate::stats::model_fingerprint(model)?).with_data(data))
 }
+
+/// Moments of the tensors read at the tap points `taps` of `model` (see
+/// [`Model::forward_with`]), over all `batches`: one forward pass per
+/// batch. Used for the taps of a residual stream, which are not links.
+pub fn capture_taps<E>(
+    model: &Model,
+    batches: impl IntoIterator<Item = Result<Tensor, E>>,
+    taps: &[usize],
+) -> Result<Vec<Moments>>
+where
+    Error: From<E>,
+{
+    let mut moments: Vec<Moments> = taps.iter().map(|&t| Moments::new(model.shape_before(t).units())).collect();
+    for x in batches {
+        model.forward_with(&x?, |i, input| {
+            for (m, _) in moments.iter_mut().zip(taps).filter(|(_, &t)| t == i) {
+                accumulate(m, input).map_err(|e| match e {
+                    Error::Linalg(sq_linalg::Error::NonFinite) => Error::NonFinite { layer: model.name(i) },
+                    e => e,
+                })?;
+            }
+            Ok::<_, Error>(())
+        })?;
+    }
+    Ok(moments)
+}

@@ -3,23 +3,25 @@
 
 use candle_core::{Device, Tensor};
 use sq_linalg::Moments;
-use sq_models::Model;
+use sq_models::{Flow, Model};
 
 use crate::accumulate::accumulate;
 use crate::error::{Error, Result};
 
 /// The activations of the calibration set at the input of one layer,
-/// held in memory, batch by batch.
+/// held in memory, batch by batch, with the inputs of the residual blocks
+/// open there ([`Flow`]).
 ///
 /// Sequential squeezing reads each producer's statistics off the frontier
 /// at its tap, cuts, drops the removed units from the frontier
 /// ([`keep_units`](Self::keep_units): the unit-wise layers in between
 /// commute with deleting units) and advances it through the next layers of
 /// the *squeezed* model, so the whole squeeze costs one forward pass over
-/// the calibration set. Memory is the largest tapped activation of the set.
+/// the calibration set. Memory is the largest tapped activation of the set
+/// (plus, inside a residual block, the block's input).
 #[derive(Clone, Debug)]
 pub struct Frontier {
-    batches: Vec<Tensor>,
+    batches: Vec<Flow>,
     /// Index of the layer whose input `batches` are.
     at: usize,
 }
@@ -30,7 +32,7 @@ impl Frontier {
         if batches.is_empty() {
             return Err(Error::Empty);
         }
-        Ok(Self { batches, at: 0 })
+        Ok(Self { batches: batches.into_iter().map(Flow::new).collect(), at: 0 })
     }
 
     /// Index of the layer whose input the activations are.
@@ -38,8 +40,8 @@ impl Frontier {
         self.at
     }
 
-    /// The activations, batch by batch.
-    pub fn batches(&self) -> &[Tensor] {
+    /// The activations, batch by batch, with the inputs of the open blocks.
+    pub fn batches(&self) -> &[Flow] {
         &self.batches
     }
 
@@ -49,8 +51,8 @@ impl Frontier {
         if to < self.at {
             return Err(Error::Backwards { at: self.at, to });
         }
-        for x in &mut self.batches {
-            *x = model.forward_range(x, self.at..to)?;
+        for flow in &mut self.batches {
+            *flow = model.forward_flow(flow.clone(), self.at..to)?;
         }
         self.at = to;
         Ok(())
@@ -61,22 +63,22 @@ impl Frontier {
     pub fn keep_units(&mut self, kept: &[usize]) -> Result<()> {
         let index: Vec<u32> = kept.iter().map(|&i| i as u32).collect();
         let index = Tensor::from_vec(index, kept.len(), &Device::Cpu)?;
-        for x in &mut self.batches {
-            *x = x.index_select(&index, 1)?;
+        for flow in &mut self.batches {
+            flow.x = flow.x.index_select(&index, 1)?;
         }
         Ok(())
     }
 
     /// Number of units (dimension 1) of the activations.
     pub fn units(&self) -> usize {
-        self.batches[0].dims().get(1).copied().unwrap_or(0)
+        self.batches[0].x.dims().get(1).copied().unwrap_or(0)
     }
 
     /// Moments of the units over the whole calibration set.
     pub fn moments(&self) -> Result<Moments> {
         let mut moments = Moments::new(self.units());
-        for x in &self.batches {
-            accumulate(&mut moments, x)?;
+        for flow in &self.batches {
+            accumulate(&mut moments, &flow.x)?;
         }
         Ok(moments)
     }
@@ -95,7 +97,7 @@ impl Frontier {
         }
         let mut joint = Moments::new(reference.units() + self.units());
         for (y, x) in reference.batches.iter().zip(&self.batches) {
-            accumulate(&mut joint, &Tensor::cat(&[y, x], 1)?)?;
+            accumulate(&mut joint, &Tensor::cat(&[&y.x, &x.x], 1)?)?;
         }
         Ok(joint)
     }

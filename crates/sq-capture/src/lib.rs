@@ -49,7 +49,7 @@ mod error;
 mod frontier;
 mod stats;
 
-pub use accumulate::{accumulate, capture};
+pub use accumulate::{accumulate, capture, capture_taps};
 pub use error::{Error, Result};
 pub use frontier::Frontier;
 pub use stats::{model_fingerprint, LayerStats, Stats};

@@ -93,8 +93,10 @@ pub struct CostModel<'m> {
     producers: Vec<usize>,
     /// Original widths of the producers.
     widths: Vec<usize>,
-    /// Units the first producer reads.
-    first_input: usize,
+    /// `fixed_input[l]`: the units producer `l` reads when they are not
+    /// producer `l - 1`'s (the network's input, or a ResNet's residual
+    /// stream, which no link narrows); `None` when it reads producer `l - 1`.
+    fixed_input: Vec<Option<usize>>,
     /// `spread[l]`: how many inputs of producer `l + 1` each unit of producer
     /// `l` becomes (the positions a flatten in between spreads it over; 1
     /// without a flatten).
@@ -108,12 +110,15 @@ impl<'m> CostModel<'m> {
         let producers: Vec<usize> = links.iter().map(|l| l.producer).collect();
         let spread =
             links.iter().map(|l| if l.tap == l.consumer { 1 } else { model.shape_before(l.tap).positions() }).collect();
-        let first = producers.first().copied().unwrap_or(0);
-        let first_input = match model.shape_before(first) {
-            sq_models::ActShape::Map { c, .. } => c,
-            sq_models::ActShape::Vector(n) => n,
-        };
-        Self { model, producers, widths: links.iter().map(|l| l.units()).collect(), first_input, spread }
+        let fixed_input = links
+            .iter()
+            .enumerate()
+            .map(|(l, link)| match l.checked_sub(1).map(|p| &links[p]) {
+                Some(previous) if previous.consumer == link.producer => None,
+                _ => Some(model.shape_before(link.producer).units()),
+            })
+            .collect();
+        Self { model, producers, widths: links.iter().map(|l| l.units()).collect(), fixed_input, spread }
     }
 
     /// Original widths of the producers.
@@ -146,7 +151,13 @@ impl<'m> CostModel<'m> {
                 Layer::Flatten => units * self.model.shape_before(i).positions(),
                 _ => units,
             };
-            let (params, macs) = layer.cost_at(units, out, self.model.shape_before(i + 1).positions());
+            // A residual block's projection reads the block's input, which
+            // no link narrows.
+            let units_in = match layer {
+                Layer::Add(_) => self.model.block_input(i).map_or(units, |shape| shape.units()),
+                _ => units,
+            };
+            let (params, macs) = layer.cost_at(units_in, out, self.model.shape_before(i + 1).positions());
             cost += match resource {
                 Resource::Params => params,
                 Resource::Flops => macs,
@@ -157,9 +168,10 @@ impl<'m> CostModel<'m> {
     }
 
     /// The cost of producer `l`'s segment when it is `k` wide and the
-    /// producer before it `k_prev` wide (ignored for the first).
+    /// producer before it `k_prev` wide (ignored when producer `l` does not
+    /// read producer `l - 1`'s units).
     fn pair(&self, l: usize, k_prev: usize, k: usize, resource: Resource) -> usize {
-        let units_in = if l == 0 { self.first_input } else { k_prev * self.spread[l - 1] };
+        let units_in = self.fixed_input[l].unwrap_or_else(|| k_prev * self.spread[l - 1]);
         self.segment(Some(l), units_in, k, resource)
     }
 }
@@ -379,8 +391,22 @@ impl Profile {
     /// most `1 / ratio` of its `resource`, each a multiple of `round` or the
     /// producer's full width.
     pub fn allocate(&self, model: &Model, (resource, ratio): (Resource, f64), round: Multiple) -> Result<Allocation> {
+        let limit = (total_cost(model, resource) as f64 / ratio).floor() as usize;
+        self.allocate_within(model, resource, limit, round)
+    }
+
+    /// Like [`Profile::allocate`] with the limit given as an amount of
+    /// `resource` for the whole model rather than a ratio to `model`'s: for
+    /// a model whose residual streams were already squeezed, the limit is
+    /// `1 / R` of the original's.
+    pub fn allocate_within(
+        &self,
+        model: &Model,
+        resource: Resource,
+        limit: usize,
+        round: Multiple,
+    ) -> Result<Allocation> {
         let cost = CostModel::new(model);
-        let limit = (cost.total(cost.widths(), resource) as f64 / ratio).floor() as usize;
         let (widths, tau) = match self.allocator {
             Allocator::Uniform => {
                 let (tau, widths) = uniform_widths(&cost, &self.spectra, resource, limit, round)?;
@@ -398,6 +424,14 @@ impl Profile {
             resource,
             limit,
         })
+    }
+}
+
+/// `model`'s parameters or multiply-accumulates.
+pub fn total_cost(model: &Model, resource: Resource) -> usize {
+    match resource {
+        Resource::Params => model.param_count(),
+        Resource::Flops => model.macs(),
     }
 }
 

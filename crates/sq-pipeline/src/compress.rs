@@ -28,6 +28,7 @@ use sq_select::{
 
 use crate::error::{Error, Result};
 use crate::multiple::Multiple;
+use crate::stream::{squeeze_streams, stream_budget, StreamOutcome};
 
 /// Where the statistics of each producer come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -125,6 +126,10 @@ pub struct Settings {
     /// producer's full width), whatever chose it: `k(tau)`, explicit or
     /// allocated widths.
     pub round: Multiple,
+    /// How many channels each residual stream of a ResNet keeps, with
+    /// uniform widths (`None`: streams stay whole). With per-layer widths a
+    /// stream's own entry decides. See [`crate::squeeze_streams`].
+    pub stream: Option<Budget>,
 }
 
 impl Settings {
@@ -169,6 +174,7 @@ impl Default for Settings {
             batch: 64,
             repair: false,
             round: Multiple::ONE,
+            stream: None,
         }
     }
 }
@@ -201,8 +207,10 @@ pub struct Outcome {
     pub layers: Vec<LayerOutcome>,
 }
 
-/// Squeezes `model` in one shot on the calibration images `calib`.
-/// `progress(done, total)` is called after each producer.
+/// Squeezes `model` in one shot on the calibration images `calib`: its
+/// residual streams first, if `settings` gives them a budget
+/// ([`crate::squeeze_streams`]), then every link ([`compress_links`]).
+/// `progress(done, total)` is called after each stream and producer.
 pub fn compress(
     model: &Model,
     calib: &Dataset,
@@ -210,23 +218,32 @@ pub fn compress(
     settings: &Settings,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Outcome> {
-    if calib.is_empty() {
-        return Err(Error::NoCalibration);
-    }
-    if settings.objective == Objective::Output && settings.strategy != Strategy::Eliminate {
-        return Err(Error::Unsupported(format!(
-            "the output objective needs the eliminate strategy, not {}",
-            settings.strategy
-        )));
-    }
-    if let Widths::PerLayer(widths) = &settings.widths {
-        crate::preflight::check_widths(model, widths)?;
-    }
+    check_settings(model, calib, settings)?;
+    let streams = model.streams().iter().filter(|s| stream_budget(settings, &s.name).is_some()).count();
+    let total = streams + model.links().len();
+    let streamed = squeeze_streams(model, calib, pre, settings, |done, _| progress(done, total))?;
+    compress_links(streamed, calib, pre, settings, |done, _| progress(streams + done, total))
+}
+
+/// Squeezes every link of a model whose residual streams
+/// [`crate::squeeze_streams`] already squeezed (a model without streams:
+/// any model, with an empty [`StreamOutcome`]), producer by producer; the
+/// outcome reports the streams and the links. `progress(done, total)` is
+/// called after each producer.
+pub fn compress_links(
+    streamed: StreamOutcome,
+    calib: &Dataset,
+    pre: &Preprocess,
+    settings: &Settings,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Outcome> {
+    let model = &streamed.model;
+    check_settings(model, calib, settings)?;
     let links = model.links();
     let mut source = Source::new(model, calib, pre, settings)?;
     let mut current = model.clone();
-    let mut selections = Vec::with_capacity(links.len());
-    let mut layers = Vec::with_capacity(links.len());
+    let mut selections = streamed.selections;
+    let mut layers = streamed.layers;
     for (i, link) in links.iter().enumerate() {
         let at = |e: Error| Error::Layer { layer: model.name(link.producer), source: Box::new(e) };
         let statistics = source.next(&current, model, link).map_err(at)?;
@@ -243,6 +260,23 @@ pub fn compress(
         progress(i + 1, links.len());
     }
     Ok(Outcome { model: current, selection: Selection::new(selections)?, layers })
+}
+
+/// The checks both entry points make before any work.
+fn check_settings(model: &Model, calib: &Dataset, settings: &Settings) -> Result<()> {
+    if calib.is_empty() {
+        return Err(Error::NoCalibration);
+    }
+    if settings.objective == Objective::Output && settings.strategy != Strategy::Eliminate {
+        return Err(Error::Unsupported(format!(
+            "the output objective needs the eliminate strategy, not {}",
+            settings.strategy
+        )));
+    }
+    if let Widths::PerLayer(widths) = &settings.widths {
+        crate::preflight::check_widths(model, widths)?;
+    }
+    Ok(())
 }
 
 /// Where each producer's statistics come from (see [`Mode`]).
@@ -355,8 +389,8 @@ fn output_moments(model: &Model, link: &Link, frontier: &Frontier) -> Result<(Ve
     let mut sum: Vec<f64> = Vec::new();
     let mut squares: Vec<f64> = Vec::new();
     let mut count = 0usize;
-    for x in frontier.batches() {
-        let y = model.forward_range(x, link.tap..link.consumer + 1)?;
+    for flow in frontier.batches() {
+        let y = model.forward_flow(flow.clone(), link.tap..link.consumer + 1)?.x;
         let units = y.dims()[1];
         let per_unit = match y.rank() {
             4 => y.transpose(0, 1).map_err(sq_models::Error::from)?.flatten_from(1).map_err(sq_models::Error::from)?,

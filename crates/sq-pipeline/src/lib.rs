@@ -7,6 +7,9 @@
 //!   units to keep ([`Widths`] and a [`sq_select::Strategy`]), the
 //!   least-squares map of the removed units onto the kept ones, and the
 //!   rewrite of producer and consumer. No gradient step anywhere.
+//! * [`squeeze_streams`] squeezes the residual streams of a ResNet (the
+//!   channels every block of a stage reads and writes) as coupled groups:
+//!   one kept set per stream, one reconstruction per reader.
 //! * [`analyze`] reports each producer's information content from captured
 //!   statistics: `k(tau)`, the explained-variance curve, dead units.
 //!
@@ -48,12 +51,14 @@ mod error;
 mod multiple;
 mod preflight;
 mod sensitivity;
+mod stream;
 
-pub use allocate::{allocate, Allocation, CostModel, LossCurve, Profile};
+pub use allocate::{allocate, total_cost, Allocation, CostModel, LossCurve, Profile};
 pub use analysis::{analyze, LayerReport};
 pub use budget::{ModelBudget, Resource};
-pub use compress::{compress, LayerOutcome, Mode, Objective, Outcome, Settings, Target, Widths};
+pub use compress::{compress, compress_links, LayerOutcome, Mode, Objective, Outcome, Settings, Target, Widths};
 pub use error::{Error, Result};
 pub use multiple::Multiple;
 pub use preflight::{check_samples, check_stats_samples, check_widths, shortfalls, stats_shortfalls, Shortfall};
 pub use sensitivity::{grid, measured_curves, variance_curves, Allocator};
+pub use stream::{squeeze_streams, StreamOutcome};

@@ -117,21 +117,26 @@ fn into_result(layers: Vec<Shortfall>) -> Result<()> {
 }
 
 /// Checks explicit per-layer widths against `model` before any work: every
-/// producer has a width, every width names a producer, and each lies in
-/// `1..=n` (a width above a layer's size is an error, not a silent clamp).
+/// producer has a width, every width names a producer or a residual stream
+/// (streams without a width stay whole), and each lies in `1..=n` (a width
+/// above a layer's size is an error, not a silent clamp).
 pub fn check_widths(model: &Model, widths: &BTreeMap<String, usize>) -> Result<()> {
     let producers: Vec<(String, usize)> = model.links().iter().map(|l| (model.name(l.producer), l.units())).collect();
-    if let Some(unknown) = widths.keys().find(|name| !producers.iter().any(|(p, _)| p == *name)) {
+    let streams: Vec<(String, usize)> = model.streams().into_iter().map(|s| (s.name, s.units)).collect();
+    let known = producers.iter().chain(&streams);
+    if let Some(unknown) = widths.keys().find(|name| !known.clone().any(|(p, _)| p == *name)) {
         return Err(Error::UnknownProducer {
             name: unknown.clone(),
-            producers: producers.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", "),
+            producers: known.map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", "),
         });
     }
-    for (name, n) in producers {
+    let required = producers.into_iter().map(|(name, n)| (name, n, true));
+    let optional = streams.into_iter().map(|(name, n)| (name, n, false));
+    for (name, n, required) in required.chain(optional) {
         match widths.get(&name) {
-            None => return Err(Error::MissingWidth(name)),
+            None if required => return Err(Error::MissingWidth(name)),
             Some(&k) if k == 0 || k > n => return Err(Error::WidthOutOfRange { layer: name, width: k, units: n }),
-            Some(_) => {}
+            _ => {}
         }
     }
     Ok(())

@@ -110,8 +110,8 @@ pub fn measured_curves(
             let cut = apply(model, &patch)?;
             let mut divergence = 0.0;
             let mut images = 0;
-            for (x, p) in frontier.batches().iter().zip(&reference) {
-                let q = log_softmax(&cut.forward_range(x, link.producer..end)?)?;
+            for (flow, p) in frontier.batches().iter().zip(&reference) {
+                let q = log_softmax(&cut.forward_flow(flow.clone(), link.producer..end)?.x)?;
                 divergence += kl_sum(p, &q);
                 images += p.len();
             }

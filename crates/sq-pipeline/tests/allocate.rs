@@ -2,10 +2,13 @@
 //! budget and leaves no room for one more unit, it spends cuts where they
 //! cost least, and budget specs parse or fail cleanly.
 
+use std::collections::BTreeMap;
+
 use proptest::prelude::*;
-use sq_models::synthetic::VggSpec;
-use sq_models::Arch;
-use sq_pipeline::{allocate, CostModel, LossCurve, ModelBudget, Multiple, Resource};
+use sq_models::checkpoint::from_state_dict;
+use sq_models::synthetic::{ResNetSpec, Stem, VggSpec};
+use sq_models::{Arch, BlockKind, ResNetArch};
+use sq_pipeline::{allocate, total_cost, CostModel, LossCurve, ModelBudget, Multiple, Resource};
 
 /// A VGG of family `arch` with the given conv widths and hidden sizes.
 fn vgg(arch: &str, widths: Vec<usize>, hidden: Vec<usize>, side: usize) -> sq_models::Model {
@@ -87,6 +90,65 @@ proptest! {
             }
             // Only when even one unit per producer does not fit.
             Err(_) => prop_assert!(smallest > limit, "refused a reachable budget: {} <= {}", smallest, limit),
+        }
+    }
+}
+
+/// A ResNet whose block-internal widths are narrowed to `widths` (one per
+/// link, first `k` units kept), built from the sliced `state_dict`.
+fn narrowed_resnet(spec: &ResNetSpec, widths: &[usize]) -> sq_models::Model {
+    let meta = BTreeMap::from([("input".to_string(), format!("1x{0}x{0}", spec.input_side))]);
+    let mut state = spec.state_dict(2).unwrap();
+    let full = from_state_dict(state.clone(), meta.clone(), None).unwrap();
+    for (link, &k) in full.links().iter().zip(widths) {
+        let producer = full.name(link.producer);
+        let (prefix, index) = producer.rsplit_once("conv").unwrap();
+        let rows = |t: &candle_core::Tensor| t.narrow(0, 0, k).unwrap();
+        state.insert(format!("{producer}.weight"), rows(&state[&format!("{producer}.weight")]));
+        for suffix in ["weight", "bias", "running_mean", "running_var"] {
+            let key = format!("{prefix}bn{index}.{suffix}");
+            state.insert(key.clone(), rows(&state[&key]));
+        }
+        let key = format!("{}.weight", full.name(link.consumer));
+        state.insert(key.clone(), state[&key].narrow(1, 0, k).unwrap());
+    }
+    from_state_dict(state, meta, None).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// On ResNets the cost model is exact too: a block's first conv reads
+    /// the residual stream, whatever the width of the block before it.
+    #[test]
+    fn cost_model_is_exact_on_resnets(
+        bottleneck: bool,
+        imagenet: bool,
+        fractions in prop::collection::vec(0.05f64..=1.0, 12),
+        ratio in 1.05f64..4.0,
+        flops: bool,
+    ) {
+        let kind = if bottleneck { BlockKind::Bottleneck } else { BlockKind::Basic };
+        let (stem, side) = if imagenet { (Stem::ImageNet, 32) } else { (Stem::Cifar, 12) };
+        let spec = ResNetSpec::uniform(ResNetArch { kind, blocks: vec![2, 1] }, stem, 6, 1, side);
+        let full = spec.build(2).unwrap();
+        let cost = CostModel::new(&full);
+        let at: Vec<usize> = full.links().iter().zip(fractions.iter().cycle())
+            .map(|(l, f)| ((l.units() as f64 * f).ceil() as usize).clamp(1, l.units()))
+            .collect();
+        let small = narrowed_resnet(&spec, &at);
+        prop_assert_eq!(cost.total(cost.widths(), Resource::Params), full.param_count());
+        prop_assert_eq!(cost.total(cost.widths(), Resource::Flops), full.macs());
+        prop_assert_eq!(cost.total(&at, Resource::Params), small.param_count());
+        prop_assert_eq!(cost.total(&at, Resource::Flops), small.macs());
+
+        // And the allocation meets a budget on it.
+        let resource = if flops { Resource::Flops } else { Resource::Params };
+        let links = full.links();
+        let curves: Vec<LossCurve> = links.iter().map(|l| curve(&full.name(l.producer), l.units(), 1.0)).collect();
+        let limit = (cost.total(cost.widths(), resource) as f64 / ratio) as usize;
+        if let Ok(widths) = allocate(&cost, &curves, resource, limit, Multiple::ONE) {
+            prop_assert!(total_cost(&narrowed_resnet(&spec, &widths), resource) <= limit);
         }
     }
 }

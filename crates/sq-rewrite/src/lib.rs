@@ -54,6 +54,6 @@ mod apply;
 mod error;
 mod plan;
 
-pub use apply::{apply, consumer_gram, rescale_outputs};
+pub use apply::{apply, apply_stream, consumer_gram, rescale_outputs};
 pub use error::{Error, Result};
-pub use plan::{plan, AffineMap, Compensation, Patch, Statistics};
+pub use plan::{plan, plan_stream, AffineMap, Compensation, Patch, Statistics, StreamPatch};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use sq_linalg::{solve_spd, Matrix, Moments};
-use sq_models::Link;
+use sq_models::{Link, Stream, StreamReader};
 
 use crate::error::{Error, Result};
 
@@ -77,7 +77,75 @@ pub fn plan(
     stats: Statistics<'_>,
     compensation: Compensation,
 ) -> Result<Patch> {
-    let n = link.units();
+    let fit = fit(name, link.units(), kept, stats, compensation)?;
+    let label = format!("{name}: keep {}/{} units, compensation {compensation}", fit.kept.len(), link.units());
+    Ok(Patch {
+        link: link.clone(),
+        kept: fit.kept,
+        removed: fit.removed,
+        map: fit.map,
+        relative_error: fit.relative_error,
+        label,
+    })
+}
+
+/// The cut of a residual stream: the channels every writer keeps, and one
+/// reconstruction per reader, each fitted to the tensor that reader reads.
+#[derive(Clone, Debug)]
+pub struct StreamPatch {
+    /// The stream being cut.
+    pub stream: Stream,
+    /// Channels kept, ascending.
+    pub kept: Vec<usize>,
+    /// Channels removed, ascending.
+    pub removed: Vec<usize>,
+    /// One map per reader (as [`Stream::readers`]); `None` for plain deletion.
+    pub maps: Vec<Option<AffineMap>>,
+    /// Relative error of each reader's new input, as [`Patch::relative_error`].
+    pub relative_errors: Vec<f64>,
+}
+
+/// Plans the cut of `stream` keeping `kept` of its channels, from the
+/// moments of what each reader reads: `moments[t]` for the reader whose tap
+/// is `stream.taps()[t]`.
+pub fn plan_stream(
+    stream: &Stream,
+    kept: &[usize],
+    moments: &[Moments],
+    compensation: Compensation,
+) -> Result<StreamPatch> {
+    let taps = stream.taps();
+    if moments.len() != taps.len() {
+        return Err(Error::InvalidKept {
+            layer: stream.name.clone(),
+            message: format!("{} sets of moments for {} taps", moments.len(), taps.len()),
+        });
+    }
+    let mut fits = Vec::with_capacity(taps.len());
+    for m in moments {
+        fits.push(fit(&stream.name, stream.units, kept, Statistics::Current(m), compensation)?);
+    }
+    let per_reader = |r: &StreamReader| &fits[taps.iter().position(|&t| t == r.tap).expect("every reader's tap")];
+    Ok(StreamPatch {
+        stream: stream.clone(),
+        kept: fits[0].kept.clone(),
+        removed: fits[0].removed.clone(),
+        maps: stream.readers.iter().map(|r| per_reader(r).map.clone()).collect(),
+        relative_errors: stream.readers.iter().map(|r| per_reader(r).relative_error).collect(),
+    })
+}
+
+/// Kept and removed units and the reconstruction of one tapped tensor.
+struct Fit {
+    kept: Vec<usize>,
+    removed: Vec<usize>,
+    map: Option<AffineMap>,
+    relative_error: f64,
+}
+
+/// Checks `kept` against `n` units and fits the reconstruction of the
+/// removed ones (or of the original input, for joint statistics).
+fn fit(name: &str, n: usize, kept: &[usize], stats: Statistics<'_>, compensation: Compensation) -> Result<Fit> {
     let invalid = |message: String| Error::InvalidKept { layer: name.to_string(), message };
     let expected = match stats {
         Statistics::Current(_) => n,
@@ -113,8 +181,7 @@ pub fn plan(
             (Some(map), error)
         }
     };
-    let label = format!("{name}: keep {}/{n} units, compensation {compensation}", kept.len());
-    Ok(Patch { link: link.clone(), kept, removed, map, relative_error, label })
+    Ok(Fit { kept, removed, map, relative_error })
 }
 
 /// The regression of the target `y` (n units) on the kept current units `x_S`.

@@ -158,7 +158,7 @@ proptest! {
         let layers = vec![
             conv_layer(&rows, &bias, in_c, 1),
             Layer::Relu,
-            Layer::MaxPool2d { kernel: 2, stride: 2 },
+            Layer::MaxPool2d { kernel: 2, stride: 2, padding: 0 },
             conv_layer(&consumer.0, &consumer.1, k + extra, 1),
         ];
         let model = Model::new(ActShape::Map { c: in_c, h: 12, w: 12 }, layers, Default::default()).unwrap();
