@@ -1,4 +1,4 @@
-//! Project automation, per the cargo-xtask convention: `cargo xtask reproduce vgg16`.
+//! Project automation, per the cargo-xtask convention: `cargo xtask reproduce vgg16|resnet18`.
 //!
 //! `reproduce` runs the paper's experiment end to end, offline by default,
 //! and measures every figure it reports in the same run: accuracy on the
@@ -34,6 +34,8 @@ enum Command {
 enum Target {
     /// VGG-16 (Ozen & Orailoglu 2020: 4.9x smaller, 3.4x faster): method vs baselines per tau.
     Vgg16(reproduce::Args),
+    /// ResNet-18: the same table, inside the residual blocks only and with the residual streams too.
+    Resnet18(reproduce::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,7 +45,8 @@ fn main() -> ExitCode {
         eprintln!("warning: {err}");
     }
     let result = match cli.command {
-        Command::Reproduce { target: Target::Vgg16(args) } => reproduce::run(args),
+        Command::Reproduce { target: Target::Vgg16(args) } => reproduce::run(args, &reproduce::VGG16),
+        Command::Reproduce { target: Target::Resnet18(args) } => reproduce::run(args, &reproduce::RESNET18),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

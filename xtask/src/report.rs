@@ -78,8 +78,12 @@ pub struct Row {
     pub select: String,
     /// Compensation.
     pub compensate: String,
+    /// The residual streams' budget (a ResNet's rows that squeeze them too).
+    pub stream: Option<String>,
     /// Kept units per producer, first to last.
     pub widths: Vec<usize>,
+    /// Kept channels per residual stream, first to last (empty: streams whole).
+    pub stream_widths: Vec<usize>,
     /// Stored parameters.
     pub params: usize,
     /// Original / squeezed parameters.
@@ -129,6 +133,9 @@ impl Row {
             (allocator, Some(tau)) => format!("{allocator} (tau {tau:.4})"),
             (allocator, None) => allocator.to_string(),
         };
+        if let Some(stream) = &self.stream {
+            let _ = write!(label, ", streams {stream}");
+        }
         if self.round > 1 {
             let _ = write!(label, ", round {}", self.round);
         }
@@ -137,10 +144,15 @@ impl Row {
 
     /// The line of the Pareto plots this row belongs to.
     fn series(&self) -> String {
-        let series = match self.allocator.as_str() {
+        let mut series = match self.allocator.as_str() {
             PAPER_RULE => format!("{PAPER_RULE} {}", self.strategy()),
             allocator => format!("{allocator} allocation, {}", self.strategy()),
         };
+        match (&self.stream, self.allocator.as_str()) {
+            (Some(_), PAPER_RULE) => series.push_str(", streams k(tau)"),
+            (Some(stream), _) => series.push_str(&format!(", streams {stream}")),
+            (None, _) => {}
+        }
         match self.round {
             1 => series,
             round => format!("{series}, round {round}"),
@@ -151,6 +163,10 @@ impl Row {
 /// The whole run.
 #[derive(Serialize)]
 pub struct Results {
+    /// The network, for titles (`VGG-16`).
+    pub title: String,
+    /// Whether the paper's VGG-16 figures are quoted for comparison.
+    pub paper: bool,
     /// The machine.
     pub machine: Machine,
     /// UTC date and time of the run.
@@ -163,6 +179,10 @@ pub struct Results {
     pub producers: Vec<String>,
     /// Original widths of the producers.
     pub original_widths: Vec<usize>,
+    /// Names of the residual streams, in the order of every row's `stream_widths` (empty for a VGG).
+    pub streams: Vec<String>,
+    /// Original widths of the residual streams.
+    pub original_stream_widths: Vec<usize>,
     /// The original model.
     pub original: Original,
     /// One row per squeezed model.
@@ -194,7 +214,8 @@ impl Results {
         let describe = |what: &str, h: &Option<Row>| {
             match h {
             Some(h) => format!(
-                "headline ({what} within {NEGLIGIBLE_DROP_PP} pp): VGG-16 {:.2}x smaller, {:.2}x fewer FLOPs, {:.2}x faster at batch 64 ({:.2}x at batch 1), top-1 {:.2}% -> {:.2}% ({:+.2} pp), {} {}, {}",
+                "headline ({what} within {NEGLIGIBLE_DROP_PP} pp): {} {:.2}x smaller, {:.2}x fewer FLOPs, {:.2}x faster at batch 64 ({:.2}x at batch 1), top-1 {:.2}% -> {:.2}% ({:+.2} pp), {} {}, {}",
+                self.title,
                 h.params_ratio,
                 h.flops_ratio,
                 h.speedup_b64,
@@ -209,18 +230,20 @@ impl Results {
             None => format!("headline ({what}): no information-based model kept the top-1 drop within {NEGLIGIBLE_DROP_PP} pp"),
         }
         };
-        format!(
-            "{}\n{}\npaper (Ozen & Orailoglu 2020, VGG-16 on CIFAR-10): {PAPER_PARAMS_RATIO}x smaller, {PAPER_SPEEDUP}x faster, negligible loss",
-            describe("smallest", &self.smallest),
-            describe("fastest", &self.fastest)
-        )
+        let mut text = format!("{}\n{}", describe("smallest", &self.smallest), describe("fastest", &self.fastest));
+        if self.paper {
+            text.push_str(&format!(
+                "\npaper (Ozen & Orailoglu 2020, VGG-16 on CIFAR-10): {PAPER_PARAMS_RATIO}x smaller, {PAPER_SPEEDUP}x faster, negligible loss"
+            ));
+        }
+        text
     }
 
     /// The results table, as Markdown.
     pub fn table_markdown(&self) -> String {
         let mut s = String::new();
         let o = &self.original;
-        let _ = writeln!(s, "# VGG-16 squeezed in one shot\n");
+        let _ = writeln!(s, "# {} squeezed in one shot\n", self.title);
         let _ = writeln!(
             s,
             "{} on {} ({} cores), commit {}, {}\n",
@@ -259,10 +282,12 @@ impl Results {
                 r.speedup_b64
             );
         }
-        let _ = writeln!(
-            s,
-            "| - | paper (Ozen & Orailoglu 2020, VGG-16, CIFAR-10) | - | - | {PAPER_PARAMS_RATIO}x | - | - | - | - | negligible | - | - | - | {PAPER_SPEEDUP}x |"
-        );
+        if self.paper {
+            let _ = writeln!(
+                s,
+                "| - | paper (Ozen & Orailoglu 2020, VGG-16, CIFAR-10) | - | - | {PAPER_PARAMS_RATIO}x | - | - | - | - | negligible | - | - | - | {PAPER_SPEEDUP}x |"
+            );
+        }
         let _ = writeln!(s, "\n{}", self.headline_text());
         self.deployment_markdown(&mut s);
         s
@@ -320,11 +345,14 @@ impl Results {
                 Series { label: name.clone(), points }
             })
             .collect();
-        series.push(Series {
-            label: format!("paper: {PAPER_PARAMS_RATIO}x smaller, negligible loss (CIFAR-10)"),
-            points: vec![(PAPER_PARAMS_RATIO, original)],
-        });
-        let max_ratio = self.rows.iter().map(|r| r.params_ratio).fold(PAPER_PARAMS_RATIO, f64::max);
+        if self.paper {
+            series.push(Series {
+                label: format!("paper: {PAPER_PARAMS_RATIO}x smaller, negligible loss (CIFAR-10)"),
+                points: vec![(PAPER_PARAMS_RATIO, original)],
+            });
+        }
+        let max_ratio =
+            self.rows.iter().map(|r| r.params_ratio).fold(if self.paper { PAPER_PARAMS_RATIO } else { 1.0 }, f64::max);
         let min_top1 = self.rows.iter().map(|r| 100.0 * r.top1).fold(original, f64::min);
         let axes = Axes {
             title: "Top-1 vs compression (no fine-tuning)".into(),
@@ -350,7 +378,17 @@ impl Results {
                 .filter(|r| r.is_information_based() && r.round == 1)
                 .filter(|r| r.allocator == PAPER_RULE || r.allocator == "measured")
                 .filter(|r| r.select == self.rows[0].select)
-                .map(|r| line(format!("{} {}", r.budget, r.allocator), &r.widths)),
+                .map(|r| {
+                    line(
+                        format!(
+                            "{} {}{}",
+                            r.budget,
+                            r.allocator,
+                            r.stream.as_ref().map_or(String::new(), |s| format!(", streams {s}"))
+                        ),
+                        &r.widths,
+                    )
+                }),
         );
         let axes = Axes {
             title: format!(

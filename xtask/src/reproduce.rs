@@ -1,6 +1,7 @@
-//! `cargo xtask reproduce vgg16`: the paper's table and global budgets, measured in one run.
+//! `cargo xtask reproduce vgg16|resnet18`: the paper's table and global budgets, measured in one run.
 //!
-//! Two kinds of rows:
+//! Two kinds of rows, for a ResNet each both inside the residual blocks only
+//! and with the residual streams squeezed too:
 //! * **the paper's rule**: every producer keeps `k(tau)` units of the
 //!   statistics of the already-squeezed prefix, for each `--taus`; the
 //!   baselines (qr, L1 with and without compensation) run at exactly the
@@ -8,7 +9,9 @@
 //! * **global budgets**: for each `--budgets` (e.g. `params:4.9x`) and each
 //!   `--allocators`, per-layer widths chosen on training images only
 //!   (`uniform`: one tau for every layer; `measured`: least KL divergence on
-//!   the validation slice), then the method at those widths.
+//!   the validation slice), then the method at those widths. With the
+//!   streams, they are squeezed first at `--stream` and the budget (relative
+//!   to the original) is allocated over the rest.
 //!
 //! Every model is evaluated on the test split, and timed interleaved with
 //! the original in the same process.
@@ -36,7 +39,9 @@ use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::eval::{evaluate, preprocess_for};
 use sq_models::transform::fold_batchnorm;
 use sq_models::Model;
-use sq_pipeline::{compress, Allocator, ModelBudget, Multiple, Outcome, Profile, Settings, Widths};
+use sq_pipeline::{
+    compress_links, total_cost, Allocator, ModelBudget, Multiple, Outcome, Profile, Settings, StreamOutcome, Widths,
+};
 use sq_report::progress;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
@@ -44,10 +49,42 @@ use sq_select::{Budget, Strategy, Tau};
 use crate::latency::{interleaved, interleaved_with, median, Pair};
 use crate::report::{Machine, Original, Results, Row, Tract, PAPER_RULE};
 
-/// Flags of `cargo xtask reproduce vgg16`.
+/// What a reproduction runs on, and its defaults.
+pub struct Subject {
+    /// Short name, for file names and the default output folder (`vgg16`).
+    name: &'static str,
+    /// Name in tables (`VGG-16`).
+    title: &'static str,
+    /// The reference checkpoint, relative to the repository root.
+    weights: &'static str,
+    /// The default global budgets.
+    budgets: &'static [&'static str],
+    /// Whether the paper's VGG-16 figures are the comparison.
+    paper: bool,
+}
+
+/// The paper's network.
+pub const VGG16: Subject = Subject {
+    name: "vgg16",
+    title: "VGG-16",
+    weights: "data/vgg16_bn_fashion_mnist.safetensors",
+    budgets: &["params:3x", "params:4x", "params:4.9x", "flops:2x", "flops:3x", "flops:3.4x"],
+    paper: true,
+};
+
+/// The reference ResNet-18.
+pub const RESNET18: Subject = Subject {
+    name: "resnet18",
+    title: "ResNet-18",
+    weights: "data/resnet18_fashion_mnist.safetensors",
+    budgets: &["params:2x", "params:3x", "flops:1.5x", "flops:2x", "flops:2.5x"],
+    paper: false,
+};
+
+/// Flags of `cargo xtask reproduce vgg16|resnet18`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint to squeeze (default: the reference VGG-16-BN in data/).
+    /// Checkpoint to squeeze (default: the reference model in data/).
     #[arg(long, conflicts_with = "hf")]
     weights: Option<PathBuf>,
     /// Fetch the checkpoint from the Hugging Face Hub: OWNER/NAME[:FILE] (FILE defaults to model.safetensors).
@@ -65,9 +102,15 @@ pub struct Args {
     /// Retained-variance targets of the paper's rule [default: 0.99,0.995; --quick 0.99].
     #[arg(long, value_delimiter = ',')]
     taus: Option<Vec<Tau>>,
-    /// Global budgets [default: params:3x,params:4x,params:4.9x,flops:2x,flops:3x,flops:3.4x; --quick params:4x].
+    /// Global budgets [default: vgg16 params:3x,params:4x,params:4.9x,flops:2x,flops:3x,flops:3.4x; resnet18
+    /// params:2x,params:3x,flops:1.5x,flops:2x,flops:2.5x; --quick params:4x / params:2x].
     #[arg(long, value_delimiter = ',')]
     budgets: Option<Vec<ModelBudget>>,
+    /// How much each residual stream keeps in the global-budget rows that squeeze the streams too
+    /// (tau:T, fraction:F or width:W; ResNets only) [default: the method's default tau, 0.99, not tuned on
+    /// anything]. The k(tau) rows use their own tau.
+    #[arg(long, default_value = "tau:0.99")]
+    stream: Budget,
     /// How the global budgets are allocated [default: uniform,measured].
     #[arg(long, value_delimiter = ',', default_value = "uniform,measured")]
     allocators: Vec<Allocator>,
@@ -77,9 +120,9 @@ pub struct Args {
     /// Smoke test: small calibration, validation and test subsets, one tau, one budget, 3 timed runs.
     #[arg(long)]
     quick: bool,
-    /// Output directory.
-    #[arg(long, default_value = "results/vgg16")]
-    out: PathBuf,
+    /// Output directory [default: results/vgg16 or results/resnet18].
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Timed runs per model and batch size (after warm-up) [default: 10, --quick 3].
     #[arg(long)]
     runs: Option<usize>,
@@ -104,6 +147,8 @@ struct Squeezed {
     budget: String,
     allocator: String,
     tau: Option<f64>,
+    /// The residual streams' budget (`None`: inside the blocks only).
+    stream: Option<Budget>,
     strategy: Strategy,
     compensation: Compensation,
     round: Multiple,
@@ -112,6 +157,7 @@ struct Squeezed {
 
 /// Everything the rows are measured against.
 struct Bench<'a> {
+    subject: &'a Subject,
     original: &'a Model,
     original_folded: Model,
     original_top1: f64,
@@ -129,8 +175,9 @@ struct Bench<'a> {
     original_tract: Option<[TractModel; 2]>,
 }
 
-/// Runs the reproduction.
-pub fn run(args: Args) -> Result<()> {
+/// Runs the reproduction of `subject`.
+pub fn run(args: Args, subject: &Subject) -> Result<()> {
+    let out = args.out.clone().unwrap_or_else(|| Path::new("results").join(subject.name));
     let calib_n = args.calib.unwrap_or(if args.quick { 256 } else { 2000 });
     let val_n = args.val.unwrap_or(if args.quick { 64 } else { 1000 });
     let taus = match &args.taus {
@@ -143,11 +190,7 @@ pub fn run(args: Args) -> Result<()> {
     let budgets = match &args.budgets {
         Some(budgets) => budgets.clone(),
         None => {
-            let defaults: &[&str] = if args.quick {
-                &["params:4x"]
-            } else {
-                &["params:3x", "params:4x", "params:4.9x", "flops:2x", "flops:3x", "flops:3.4x"]
-            };
+            let defaults: &[&str] = if args.quick { &subject.budgets[..1] } else { subject.budgets };
             defaults.iter().map(|b| b.parse()).collect::<Result<_, _>>()?
         }
     };
@@ -157,7 +200,7 @@ pub fn run(args: Args) -> Result<()> {
     let weights = match (&args.hf, &args.weights) {
         (Some(spec), _) => crate::hub::fetch(spec)?,
         (None, Some(path)) => path.clone(),
-        (None, None) => workspace_root().join("data/vgg16_bn_fashion_mnist.safetensors"),
+        (None, None) => workspace_root().join(subject.weights),
     };
     let original = checkpoint::load(&weights, None)?;
     let spec: DatasetSpec = args.dataset.parse()?;
@@ -175,10 +218,13 @@ pub fn run(args: Args) -> Result<()> {
         test.truncate(limit);
     }
     let pre = preprocess_for(&original, &test, args.mean.clone().zip(args.std.clone()))?;
-    std::fs::create_dir_all(args.out.join("models")).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(out.join("models")).with_context(|| format!("creating {}", out.display()))?;
+    // Rows with the residual streams squeezed too, for a model that has them.
+    let has_streams = !original.streams().is_empty();
 
     eprintln!("original: {} on {} test images", weights.display(), test.len());
     let mut bench = Bench {
+        subject,
         original: &original,
         original_folded: fold_batchnorm(&original)?,
         original_top1: top1(&original, &test, &pre, "original", &MultiProgress::new())?,
@@ -186,7 +232,7 @@ pub fn run(args: Args) -> Result<()> {
         pre: &pre,
         inputs: [timing_input(&original, &test, &pre, 1)?, timing_input(&original, &test, &pre, 64)?],
         runs,
-        out: &args.out,
+        out: &out,
         original_latency: [Vec::new(), Vec::new()],
         original_tract_latency: [Vec::new(), Vec::new()],
         original_tract: None,
@@ -208,59 +254,81 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
         rows.extend(bench.measure(group)?);
-    }
-
-    let mut profiles = Vec::new();
-    for &allocator in &args.allocators {
-        eprintln!("profiling the original model for the {allocator} allocator");
-        let bar = progress::bar(original.links().len(), "profiling", "layers");
-        let profile = Profile::new(
-            &original,
-            &calib,
-            &val,
-            &pre,
-            &method(Widths::PerLayer(BTreeMap::new())),
-            allocator,
-            |d, _| bar.set_position(d as u64),
-        )?;
-        bar.finish_and_clear();
-        for &budget in &budgets {
-            let ModelBudget::Ratio { resource, ratio } = budget else {
-                anyhow::bail!(
-                    "--budgets {budget}: a global budget is params:Rx or flops:Rx (use --taus for the paper's rule)"
-                );
-            };
-            let allocation = profile.allocate(&original, (resource, ratio), Multiple::ONE)?;
-            eprintln!("{budget}, {allocator} allocation: {:?}", allocation.widths.values().collect::<Vec<_>>());
-            let outcome = squeeze(&original, &calib, &pre, method(Widths::PerLayer(allocation.widths)))?;
-            let (strategy, compensation) = (method_settings().strategy, method_settings().compensation);
-            let squeezed = Squeezed {
-                budget: budget.to_string(),
-                allocator: allocator.to_string(),
-                tau: allocation.tau,
-                strategy,
-                compensation,
-                round: Multiple::ONE,
-                outcome,
-            };
-            rows.extend(bench.measure(vec![squeezed])?);
+        if has_streams {
+            eprintln!("tau {tau}: the paper's rule on every producer and every residual stream");
+            let stream = Some(Budget::Tau(tau));
+            let settings = Settings { stream, ..method(Widths::Uniform(Budget::Tau(tau))) };
+            let squeezed = squeeze(&original, &calib, &pre, settings)?;
+            rows.extend(bench.measure(vec![Squeezed { stream, ..paper(budget, tau, squeezed) }])?);
         }
-        profiles.push((allocator, profile));
     }
 
-    for subject in deployment_subjects(&rows) {
+    let stream_variants: Vec<Option<Budget>> = if has_streams { vec![None, Some(args.stream)] } else { vec![None] };
+    let mut profiles = Vec::new();
+    for &stream in &stream_variants {
+        // The budget is spread over the links of the model with its streams squeezed (if they are).
+        let streamed = squeeze_streams(&original, &calib, &pre, &Settings { stream, ..method_settings() })?;
+        for &allocator in &args.allocators {
+            eprintln!("profiling the model for the {allocator} allocator{}", streams_label(stream));
+            let bar = progress::bar(original.links().len(), "profiling", "layers");
+            let profile = Profile::new(
+                &streamed.model,
+                &calib,
+                &val,
+                &pre,
+                &method(Widths::PerLayer(BTreeMap::new())),
+                allocator,
+                |d, _| bar.set_position(d as u64),
+            )?;
+            bar.finish_and_clear();
+            for &budget in &budgets {
+                let ModelBudget::Ratio { resource, ratio } = budget else {
+                    anyhow::bail!(
+                        "--budgets {budget}: a global budget is params:Rx or flops:Rx (use --taus for the paper's rule)"
+                    );
+                };
+                let limit = (total_cost(&original, resource) as f64 / ratio).floor() as usize;
+                let allocation = match profile.allocate_within(&streamed.model, resource, limit, Multiple::ONE) {
+                    Ok(allocation) => allocation,
+                    Err(e @ sq_pipeline::Error::Unreachable { .. }) => {
+                        eprintln!("{budget}, {allocator} allocation{}: skipped, {e}", streams_label(stream));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                eprintln!("{budget}, {allocator} allocation: {:?}", allocation.widths.values().collect::<Vec<_>>());
+                let settings = method(Widths::PerLayer(allocation.widths));
+                let outcome = squeeze_links(streamed.clone(), &calib, &pre, settings)?;
+                let (strategy, compensation) = (method_settings().strategy, method_settings().compensation);
+                let squeezed = Squeezed {
+                    budget: budget.to_string(),
+                    allocator: allocator.to_string(),
+                    tau: allocation.tau,
+                    stream,
+                    strategy,
+                    compensation,
+                    round: Multiple::ONE,
+                    outcome,
+                };
+                rows.extend(bench.measure(vec![squeezed])?);
+            }
+            profiles.push((allocator, stream, profile));
+        }
+    }
+
+    for headline in deployment_subjects(&rows) {
         eprintln!(
             "deployment check: {} {} rounded to multiples of {}",
-            rows[subject].budget, rows[subject].allocator, args.round
+            rows[headline].budget, rows[headline].allocator, args.round
         );
-        rows[subject].tract = Some(bench.tract(&rows[subject])?);
-        let squeezed = match rounded(&original, &calib, &pre, &profiles, &rows[subject], args.round) {
+        rows[headline].tract = Some(bench.tract(&rows[headline])?);
+        let squeezed = match rounded(&original, &calib, &pre, &profiles, &rows[headline], args.round) {
             Ok(squeezed) => squeezed,
             // A model too narrow for the multiple: rounding up cannot fit the budget. Say so and go on.
             Err(e)
                 if matches!(e.downcast_ref::<sq_pipeline::Error>(), Some(sq_pipeline::Error::Unreachable { .. })) =>
             {
-                eprintln!("deployment check: no rounded row for {}: {e}", rows[subject].budget);
+                eprintln!("deployment check: no rounded row for {}: {e}", rows[headline].budget);
                 continue;
             }
             Err(e) => return Err(e),
@@ -274,6 +342,8 @@ pub fn run(args: Args) -> Result<()> {
 
     let producers: Vec<String> = original.links().iter().map(|l| original.name(l.producer)).collect();
     let results = Results {
+        title: subject.title.to_string(),
+        paper: subject.paper,
         machine: machine(),
         date: command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_else(|| "unknown".into()),
         commit: commit(),
@@ -286,6 +356,8 @@ pub fn run(args: Args) -> Result<()> {
         }),
         original_widths: original.links().iter().map(|l| l.units()).collect(),
         producers,
+        streams: original.streams().iter().map(|s| s.name.clone()).collect(),
+        original_stream_widths: original.streams().iter().map(|s| s.units).collect(),
         original: Original {
             params: original.param_count(),
             flops: original.macs(),
@@ -300,13 +372,13 @@ pub fn run(args: Args) -> Result<()> {
         fastest: Results::pick(&rows, |r| r.speedup_b64),
         rows,
     };
-    write(&args.out.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
+    write(&out.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
     let table = results.table_markdown();
-    write(&args.out.join("table.md"), table.as_bytes())?;
-    results.plot_pareto(&args.out.join("pareto.svg"))?;
-    results.plot_widths(&args.out.join("widths.svg"))?;
+    write(&out.join("table.md"), table.as_bytes())?;
+    results.plot_pareto(&out.join("pareto.svg"))?;
+    results.plot_widths(&out.join("widths.svg"))?;
     println!("{table}");
-    println!("wrote {}/{{results.json, table.md, pareto.svg, widths.svg}}", args.out.display());
+    println!("wrote {}/{{results.json, table.md, pareto.svg, widths.svg}}", out.display());
     Ok(())
 }
 
@@ -326,6 +398,11 @@ fn method_name() -> String {
     format!("{}+{}", s.strategy, s.compensation)
 }
 
+/// `, residual streams S` for messages, or nothing.
+fn streams_label(stream: Option<Budget>) -> String {
+    stream.map_or(String::new(), |s| format!(", residual streams {s}"))
+}
+
 /// A row of the paper's rule at `tau`, squeezed by the method.
 fn paper(budget: ModelBudget, tau: Tau, outcome: Outcome) -> Squeezed {
     let s = method_settings();
@@ -333,6 +410,7 @@ fn paper(budget: ModelBudget, tau: Tau, outcome: Outcome) -> Squeezed {
         budget: budget.to_string(),
         allocator: PAPER_RULE.into(),
         tau: Some(tau.get()),
+        stream: None,
         strategy: s.strategy,
         compensation: s.compensation,
         round: Multiple::ONE,
@@ -367,33 +445,42 @@ fn rounded(
     original: &Model,
     calib: &Dataset,
     pre: &Preprocess,
-    profiles: &[(Allocator, Profile)],
+    profiles: &[(Allocator, Option<Budget>, Profile)],
     row: &Row,
     round: Multiple,
 ) -> Result<Squeezed> {
     let strategy: Strategy = row.select.parse()?;
     let compensation: Compensation = row.compensate.parse()?;
-    let (widths, tau) = match row.budget.parse::<ModelBudget>()? {
-        ModelBudget::Tau(tau) => (Widths::Uniform(Budget::Tau(tau)), Some(tau.get())),
+    let stream: Option<Budget> = row.stream.as_deref().map(str::parse).transpose()?;
+    let base = Settings { strategy, compensation, round, stream, ..method_settings() };
+    let (outcome, tau) = match row.budget.parse::<ModelBudget>()? {
+        ModelBudget::Tau(tau) => {
+            let settings = Settings { widths: Widths::Uniform(Budget::Tau(tau)), ..base };
+            (squeeze(original, calib, pre, settings)?, Some(tau.get()))
+        }
         ModelBudget::Ratio { resource, ratio } => {
             let allocator: Allocator = row.allocator.parse()?;
-            let (_, profile) = profiles
+            let (_, _, profile) = profiles
                 .iter()
-                .find(|(a, _)| *a == allocator)
+                .find(|(a, s, _)| *a == allocator && *s == stream)
                 .with_context(|| format!("no {allocator} profile for the row of {}", row.budget))?;
-            let allocation = profile.allocate(original, (resource, ratio), round)?;
-            (Widths::PerLayer(allocation.widths), allocation.tau)
+            // The streams are rounded too; the links keep their widths, so the profile still fits.
+            let streamed = squeeze_streams(original, calib, pre, &base)?;
+            let limit = (total_cost(original, resource) as f64 / ratio).floor() as usize;
+            let allocation = profile.allocate_within(&streamed.model, resource, limit, round)?;
+            let settings = Settings { widths: Widths::PerLayer(allocation.widths), ..base };
+            (squeeze_links(streamed, calib, pre, settings)?, allocation.tau)
         }
     };
-    let settings = Settings { widths, strategy, compensation, round, ..method_settings() };
     Ok(Squeezed {
         budget: row.budget.clone(),
         allocator: row.allocator.clone(),
         tau,
+        stream,
         strategy,
         compensation,
         round,
-        outcome: squeeze(original, calib, pre, settings)?,
+        outcome,
     })
 }
 
@@ -421,7 +508,11 @@ impl Bench<'_> {
         }
         let mut paths = Vec::new();
         for s in &group {
-            let mut name = format!("vgg16-{}-{}-{}-{}", s.budget, s.allocator, s.strategy, s.compensation);
+            let mut name =
+                format!("{}-{}-{}-{}-{}", self.subject.name, s.budget, s.allocator, s.strategy, s.compensation);
+            if let Some(stream) = s.stream {
+                name.push_str(&format!("-streams-{stream}"));
+            }
             if s.round != Multiple::ONE {
                 name.push_str(&format!("-round{}", s.round));
             }
@@ -442,6 +533,17 @@ impl Bench<'_> {
         Ok(group.iter().zip(&paths).zip(top1s).map(|((s, (_, path)), top1)| self.row(s, top1, path, &pairs)).collect())
     }
 
+    /// The kept widths of `s`'s links (`streams`: of its residual streams,
+    /// empty when they were not squeezed), first to last.
+    fn widths(&self, s: &Squeezed, streams: bool) -> Vec<usize> {
+        let names: Vec<String> = if streams {
+            self.original.streams().into_iter().map(|s| s.name).collect()
+        } else {
+            self.original.links().iter().map(|l| self.original.name(l.producer)).collect()
+        };
+        s.outcome.layers.iter().filter(|l| names.contains(&l.name)).map(|l| l.k).collect()
+    }
+
     fn row(&self, s: &Squeezed, top1: f64, path: &Path, latency: &[Pair]) -> Row {
         let model = &s.outcome.model;
         Row {
@@ -450,7 +552,9 @@ impl Bench<'_> {
             tau: s.tau,
             select: s.strategy.to_string(),
             compensate: s.compensation.to_string(),
-            widths: s.outcome.layers.iter().map(|l| l.k).collect(),
+            stream: s.stream.map(|b| b.to_string()),
+            widths: self.widths(s, false),
+            stream_widths: self.widths(s, true),
             params: model.param_count(),
             params_ratio: self.original.param_count() as f64 / model.param_count() as f64,
             flops: model.macs(),
@@ -496,8 +600,22 @@ impl Bench<'_> {
 }
 
 fn squeeze(model: &Model, calib: &Dataset, pre: &Preprocess, settings: Settings) -> Result<Outcome> {
-    let bar = progress::bar(model.links().len(), "squeezing", "layers");
-    let outcome = compress(model, calib, pre, &settings, |done, _| bar.set_position(done as u64))?;
+    let streamed = squeeze_streams(model, calib, pre, &settings)?;
+    squeeze_links(streamed, calib, pre, settings)
+}
+
+/// The residual streams of `model` squeezed as `settings` say (none without a stream budget).
+fn squeeze_streams(model: &Model, calib: &Dataset, pre: &Preprocess, settings: &Settings) -> Result<StreamOutcome> {
+    let bar = progress::bar(model.streams().len(), "squeezing", "residual streams");
+    let streamed = sq_pipeline::squeeze_streams(model, calib, pre, settings, |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    Ok(streamed)
+}
+
+/// The links of a model whose streams are squeezed, squeezed.
+fn squeeze_links(streamed: StreamOutcome, calib: &Dataset, pre: &Preprocess, settings: Settings) -> Result<Outcome> {
+    let bar = progress::bar(streamed.model.links().len(), "squeezing", "layers");
+    let outcome = compress_links(streamed, calib, pre, &settings, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     Ok(outcome)
 }

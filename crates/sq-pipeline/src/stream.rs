@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::multiple::Multiple;
 
 /// A model whose residual streams were squeezed, and how.
+#[derive(Clone)]
 pub struct StreamOutcome {
     /// The model with narrower streams.
     pub model: Model,
