@@ -312,3 +312,60 @@ fn with_duplicate_first_unit(model: sq_models::Model) -> sq_models::Model {
     }
     sq_models::Model::new(input, layers, meta).unwrap()
 }
+
+#[test]
+fn the_reference_resnet_squeezes_its_streams_under_a_global_budget_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("data/resnet18_fashion_mnist.safetensors");
+    let out = dir.path().join("r18.safetensors");
+    let compress = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["compress", "--model", path_str(&model), "--dataset", "fashion-mnist", "--calib", "128"];
+        args.extend(["--allow-rank-deficient", "--json", "-o", path_str(out)]);
+        args.extend(extra);
+        json_stdout(&squeeze(&args))
+    };
+    let manifest = compress(&out, &["--budget", "params:2x", "--val", "16", "--stream", "tau:0.95"]);
+    let (before, after) =
+        (manifest["params"]["before"].as_u64().unwrap(), manifest["params"]["after"].as_u64().unwrap());
+    assert!(after * 2 <= before, "params:2x gave {after} of {before}");
+    let names: Vec<&str> = manifest["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names[..4], ["layer1", "layer2", "layer3", "layer4"]);
+    assert_eq!(names.len(), 4 + 8);
+    for stream in &manifest["layers"].as_array().unwrap()[..4] {
+        assert!(stream["k"].as_u64() < stream["width"].as_u64(), "{stream}");
+    }
+
+    // The checkpoint is a ResNet-18 that evaluates, and its selection replays exactly.
+    let eval = json_stdout(&squeeze(&[
+        "eval",
+        "--model",
+        path_str(&out),
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "64",
+        "--json",
+    ]));
+    assert_eq!(eval["arch"], "resnet18");
+    assert_eq!(eval["params"], manifest["params"]["after"]);
+    let replay = compress(&dir.path().join("replay.safetensors"), &["--widths", path_str(&out.with_extension("json"))]);
+    assert_eq!(replay["params"]["after"], manifest["params"]["after"]);
+
+    // A VGG has no residual streams to squeeze.
+    let vgg = reference_model();
+    let failed = squeeze(&[
+        "compress",
+        "--model",
+        path_str(&vgg),
+        "--dataset",
+        "fashion-mnist",
+        "--calib",
+        "64",
+        "--stream",
+        "tau:0.9",
+        "--allow-rank-deficient",
+        "-o",
+        path_str(&dir.path().join("vgg.safetensors")),
+    ]);
+    assert_clean_failure(&failed, &["--stream", "no residual streams"]);
+}

@@ -11,10 +11,12 @@ use sq_models::{Arch, Model};
 /// Which checkpoint to load and how.
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
-    /// Safetensors checkpoint with torchvision VGG names (features.N.*, classifier.N.*).
+    /// Safetensors checkpoint with torchvision names: a VGG (features.N.*, classifier.N.*) or a ResNet
+    /// (conv1.*, layerN.M.*, fc.*).
     #[arg(long)]
     pub model: PathBuf,
-    /// Architecture (vgg11/13/16/19, optionally _bn); detected from the keys by default.
+    /// VGG architecture (vgg11/13/16/19, optionally _bn); detected from the keys by default (a ResNet's
+    /// always is).
     #[arg(long)]
     pub arch: Option<Arch>,
 }
@@ -150,7 +152,8 @@ pub fn positive(s: &str) -> std::result::Result<usize, String> {
 fn with_advice(err: sq_models::Error) -> anyhow::Error {
     let advice = match &err {
         sq_models::Error::NoNormalization => Some("pass --mean and --std"),
-        sq_models::Error::Layout { .. } => {
+        // Only a VGG's pools are read off its numbering; a ResNet's structure is in its keys.
+        sq_models::Error::Layout { message, .. } if message.contains("features") || message.contains("classifier") => {
             Some("if the checkpoint's layer numbering is not torchvision's, pass --arch (e.g. --arch vgg16_bn)")
         }
         _ => None,

@@ -1,13 +1,16 @@
 //! Checkpoint loading and saving: round trips, architecture detection,
 //! BatchNorm folding, and a clear error for every kind of bad file.
 
+mod common;
+
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
 use sq_models::checkpoint::{load, save, StorageDtype};
 use sq_models::synthetic::VggSpec;
 use sq_models::transform::fold_batchnorm;
 use sq_models::{Arch, Layer, Model};
+
+use common::{input, max_rel_diff};
 
 fn arch(name: &str) -> Arch {
     name.parse().unwrap()
@@ -15,21 +18,6 @@ fn arch(name: &str) -> Arch {
 
 fn small(name: &str) -> VggSpec {
     VggSpec::uniform(arch(name), 4, 1, 32, 16)
-}
-
-fn input(model: &Model, n: usize, seed: u64) -> Tensor {
-    let sq_models::ActShape::Map { c, h, w } = model.input_shape() else { panic!("map input") };
-    let len = n * c * h * w;
-    // A cheap deterministic pattern in [-1, 1].
-    let data: Vec<f32> = (0..len).map(|i| (((i as u64 * 2654435761 + seed) % 2001) as f32 / 1000.0) - 1.0).collect();
-    Tensor::from_vec(data, (n, c, h, w), &Device::Cpu).unwrap()
-}
-
-fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 fn tensors_of(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {

@@ -3,6 +3,8 @@
 //! layer-by-layer reference; residual streams are found; bad files get an
 //! error naming the key.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -11,27 +13,14 @@ use sq_models::checkpoint::{load, save, StorageDtype};
 use sq_models::synthetic::{ResNetSpec, Stem};
 use sq_models::{ActShape, Error, Flow, Model};
 
+use common::{input, max_rel_diff};
+
 fn spec(arch: &str, stem: Stem) -> ResNetSpec {
     let side = match stem {
         Stem::Cifar => 16,
         Stem::ImageNet => 64,
     };
     ResNetSpec::uniform(arch.parse().unwrap(), stem, 4, 1, side)
-}
-
-fn input(model: &Model, n: usize, seed: u64) -> Tensor {
-    let ActShape::Map { c, h, w } = model.input_shape() else { panic!("map input") };
-    let len = n * c * h * w;
-    let data: Vec<f32> = (0..len).map(|i| (((i as u64 * 2654435761 + seed) % 2001) as f32 / 1000.0) - 1.0).collect();
-    Tensor::from_vec(data, (n, c, h, w), &Device::Cpu).unwrap()
-}
-
-fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(a.len(), b.len());
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 /// Writes a `state_dict` as an f32 safetensors file with `metadata`.
