@@ -144,3 +144,45 @@ fn model_and_dataset_do_not_fit() {
     let out = eval_on(&format!("cifar10:{}", dir.path().display()));
     assert_clean_failure(&out, &["channels"]);
 }
+
+#[test]
+fn against_compares_predictions_with_a_reference_model() {
+    let vgg = reference_model();
+    let resnet = root().join("data/resnet18_fashion_mnist.safetensors");
+    let against = |model: &std::path::Path, reference: &std::path::Path| {
+        json_stdout(&squeeze(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--against",
+            reference.to_str().unwrap(),
+            "--dataset",
+            "fashion-mnist",
+            "--limit",
+            "64",
+            "--json",
+        ]))
+    };
+    let same = against(&vgg, &vgg);
+    assert_eq!(same["agreement"], 1.0);
+    assert_eq!(same["mean_kl"], 0.0);
+    // Two different networks trained on the same data mostly agree, but not in everything.
+    let other = against(&resnet, &vgg);
+    let (agreement, kl) = (other["agreement"].as_f64().unwrap(), other["mean_kl"].as_f64().unwrap());
+    assert!(agreement > 0.8 && agreement < 1.0, "agreement {agreement}");
+    assert!(kl > 0.0, "mean KL {kl}");
+    assert_eq!(
+        other["top1"].as_f64(),
+        json_stdout(&squeeze(&[
+            "eval",
+            "--model",
+            resnet.to_str().unwrap(),
+            "--dataset",
+            "fashion-mnist",
+            "--limit",
+            "64",
+            "--json"
+        ]))["top1"]
+            .as_f64()
+    );
+}

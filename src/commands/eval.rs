@@ -1,9 +1,11 @@
 //! `squeeze eval`: accuracy, size, FLOPs and throughput of a checkpoint.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use serde_json::json;
 use sq_models::dataset::Split;
-use sq_models::eval::evaluate;
+use sq_models::eval::{evaluate, fidelity};
 use sq_report::progress;
 
 use super::model_args::{positive, DataArgs, ModelArgs};
@@ -29,6 +31,10 @@ pub struct Args {
     /// Images per forward pass.
     #[arg(long, default_value_t = 64, value_parser = positive)]
     batch: usize,
+    /// Also compare with a reference checkpoint (the original of a squeezed model) on the same images:
+    /// the share of images both predict alike, and the mean KL divergence of their outputs.
+    #[arg(long, value_name = "REFERENCE")]
+    against: Option<PathBuf>,
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -36,8 +42,15 @@ pub struct Args {
 
 /// Runs `squeeze eval`.
 pub fn run(args: Args) -> Result<()> {
-    Plan::new(false).input("--model", &args.model.model).check()?;
+    Plan::new(false).input("--model", &args.model.model).input_opt("--against", args.against.as_deref()).check()?;
     let model = args.model.load()?;
+    let reference = match &args.against {
+        Some(path) => Some(
+            sq_models::checkpoint::load(path, args.model.arch.as_ref())
+                .with_context(|| format!("--against {}", path.display()))?,
+        ),
+        None => None,
+    };
     let (spec, mut data) = args.data.load(args.split)?;
     if args.skip > 0 {
         anyhow::ensure!(
@@ -56,6 +69,15 @@ pub fn run(args: Args) -> Result<()> {
     let bar = progress::bar(data.len(), "evaluating", "images");
     let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    let fidelity = match &reference {
+        Some(reference) => {
+            let bar = progress::bar(data.len(), "comparing", "images");
+            let f = fidelity(&model, reference, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
+            bar.finish_and_clear();
+            Some(f)
+        }
+        None => None,
+    };
 
     let arch = model.arch_name();
     if args.json {
@@ -73,6 +95,9 @@ pub fn run(args: Args) -> Result<()> {
             "batch": args.batch,
             "seconds": result.seconds,
             "images_per_sec": result.images_per_sec(),
+            "against": args.against,
+            "agreement": fidelity.as_ref().map(|f| f.agreement),
+            "mean_kl": fidelity.as_ref().map(|f| f.mean_kl),
         });
         println!("{out}");
     } else {
@@ -82,6 +107,14 @@ pub fn run(args: Args) -> Result<()> {
         println!("params    {}", model.param_count());
         println!("FLOPs     {:.1} M multiply-accumulates per image", model.macs() as f64 / 1e6);
         println!("speed     {:.1} images/s at batch {}", result.images_per_sec(), args.batch);
+        if let (Some(f), Some(path)) = (&fidelity, &args.against) {
+            println!(
+                "against   {}: same prediction on {:.2}%, mean KL {:.5} nats",
+                path.display(),
+                100.0 * f.agreement,
+                f.mean_kl
+            );
+        }
     }
     Ok(())
 }

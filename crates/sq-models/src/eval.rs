@@ -122,3 +122,78 @@ pub fn evaluate(
     }
     Ok(Evaluation { images: data.len(), correct, seconds: start.elapsed().as_secs_f64() })
 }
+
+/// How closely a model follows a reference model (its original) on a
+/// dataset, beyond top-1: a model can keep its accuracy and still change
+/// many predictions, or keep its predictions and drift in confidence.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fidelity {
+    /// Images compared.
+    pub images: usize,
+    /// Share of the images on which both models predict the same class.
+    pub agreement: f64,
+    /// Mean over images of `KL(reference || model)` of their softmax
+    /// outputs, in nats: 0 for identical predictions.
+    pub mean_kl: f64,
+}
+
+/// Runs `model` and `reference` over all of `data` in batches of `batch`
+/// images and compares their outputs ([`Fidelity`]). `progress` is called
+/// with the number of images done after every batch.
+pub fn fidelity(
+    model: &Model,
+    reference: &Model,
+    data: &Dataset,
+    pre: &Preprocess,
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Fidelity> {
+    if data.is_empty() {
+        return Err(Error::Mismatch { message: format!("{} has no images to compare on", data.name()) });
+    }
+    let (mut agree, mut kl, mut done) = (0usize, 0.0f64, 0usize);
+    for x in pre.batches(data, batch) {
+        let x = x?;
+        let (p, q) = (log_softmax(&reference.forward(&x)?)?, log_softmax(&model.forward(&x)?)?);
+        if p.first().map(Vec::len) != q.first().map(Vec::len) {
+            return Err(Error::Mismatch {
+                message: format!(
+                    "the models have {:?} and {:?} outputs",
+                    p.first().map(Vec::len),
+                    q.first().map(Vec::len)
+                ),
+            });
+        }
+        agree += p.iter().zip(&q).filter(|(p, q)| argmax(p) == argmax(q)).count();
+        kl += kl_sum(&p, &q);
+        done += p.len();
+        progress(done);
+    }
+    Ok(Fidelity { images: done, agreement: agree as f64 / done as f64, mean_kl: kl / done as f64 })
+}
+
+/// Row-wise log-softmax of `N x classes` logits, in f64; non-finite logits are an error.
+pub fn log_softmax(logits: &Tensor) -> Result<Vec<Vec<f64>>> {
+    let rows = logits.to_vec2::<f32>()?;
+    if let Some(bad) = rows.iter().position(|row| row.iter().any(|v| !v.is_finite())) {
+        return Err(Error::NonFiniteOutput { image: bad });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let log_sum = row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
+            row.into_iter().map(|v| v as f64 - log_sum).collect()
+        })
+        .collect())
+}
+
+/// `sum over rows of KL(p || q)`, for rows of log-probabilities.
+pub fn kl_sum(p: &[Vec<f64>], q: &[Vec<f64>]) -> f64 {
+    p.iter().zip(q).map(|(p, q)| p.iter().zip(q).map(|(lp, lq)| lp.exp() * (lp - lq)).sum::<f64>()).sum()
+}
+
+/// Index of the largest value (the first of equals).
+fn argmax(row: &[f64]) -> usize {
+    row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+}

@@ -21,6 +21,7 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use sq_capture::{Frontier, Stats};
+use sq_models::eval::{kl_sum, log_softmax};
 use sq_models::Model;
 use sq_rewrite::{apply, plan, Statistics};
 use sq_select::Budget;
@@ -91,7 +92,7 @@ pub fn measured_curves(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<LossCurve>> {
     let links = model.links();
-    let reference = val.iter().map(|x| log_softmax(&model.forward(x)?)).collect::<Result<Vec<_>>>()?;
+    let reference = val.iter().map(|x| Ok(log_softmax(&model.forward(x)?)?)).collect::<Result<Vec<_>>>()?;
     let end = model.layers().len();
     let mut frontier = Frontier::new(val)?;
     let mut curves = Vec::with_capacity(links.len());
@@ -121,23 +122,4 @@ pub fn measured_curves(
         progress(i + 1, links.len());
     }
     Ok(curves)
-}
-
-/// Row-wise log-softmax of `N x classes` logits, in f64.
-fn log_softmax(logits: &Tensor) -> Result<Vec<Vec<f64>>> {
-    let rows =
-        logits.to_dtype(candle_core::DType::F32).and_then(|t| t.to_vec2::<f32>()).map_err(sq_models::Error::from)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let log_sum = row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
-            row.into_iter().map(|v| v as f64 - log_sum).collect()
-        })
-        .collect())
-}
-
-/// `sum over rows of KL(p || q)` for rows of log-probabilities.
-fn kl_sum(p: &[Vec<f64>], q: &[Vec<f64>]) -> f64 {
-    p.iter().zip(q).map(|(p, q)| p.iter().zip(q).map(|(lp, lq)| lp.exp() * (lp - lq)).sum::<f64>()).sum()
 }
