@@ -126,11 +126,9 @@ fn walk(layers: &[Layer]) -> Walk {
     let mut block: Option<String> = None;
     let mut last_block: Option<String> = None;
     let (mut convs, mut bns, mut relus, mut linears) = (0, 0, 0, 0);
-    let mut depth = 0usize;
     for (i, layer) in layers.iter().enumerate() {
         let name = match (layer, &block) {
             (Layer::Fork, _) => {
-                depth += 1;
                 let closing = layers[i + 1..].iter().find(|l| matches!(l, Layer::Add(_)));
                 let projects = matches!(closing, Some(Layer::Add(Shortcut::Projection { .. })));
                 if stages.is_empty() || projects {
@@ -144,7 +142,6 @@ fn walk(layers: &[Layer]) -> Walk {
                 name
             }
             (Layer::Add(shortcut), Some(b)) => {
-                depth = depth.saturating_sub(1);
                 convs_per_block.push(convs);
                 let name = match shortcut {
                     Shortcut::Identity => format!("{b}.add"),
