@@ -154,7 +154,13 @@ pub fn fidelity(
     let (mut agree, mut kl, mut done) = (0usize, 0.0f64, 0usize);
     for x in pre.batches(data, batch) {
         let x = x?;
-        let (p, q) = (log_softmax(&reference.forward(&x)?)?, log_softmax(&model.forward(&x)?)?);
+        // A non-finite output is named by its index in the whole dataset.
+        let at_done = |e: Error| match e {
+            Error::NonFiniteOutput { image } => Error::NonFiniteOutput { image: done + image },
+            e => e,
+        };
+        let p = log_softmax(&reference.forward(&x)?).map_err(at_done)?;
+        let q = log_softmax(&model.forward(&x)?).map_err(at_done)?;
         if p.first().map(Vec::len) != q.first().map(Vec::len) {
             return Err(Error::Mismatch {
                 message: format!(
@@ -172,7 +178,8 @@ pub fn fidelity(
     Ok(Fidelity { images: done, agreement: agree as f64 / done as f64, mean_kl: kl / done as f64 })
 }
 
-/// Row-wise log-softmax of `N x classes` logits, in f64; non-finite logits are an error.
+/// Row-wise log-softmax of `N x classes` logits, in f64; non-finite logits
+/// are an error naming the row.
 pub fn log_softmax(logits: &Tensor) -> Result<Vec<Vec<f64>>> {
     let rows = logits.to_vec2::<f32>()?;
     if let Some(bad) = rows.iter().position(|row| row.iter().any(|v| !v.is_finite())) {
