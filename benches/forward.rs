@@ -1,5 +1,6 @@
 //! Inference speed of the reference VGG-16-BN and of its squeezed version,
-//! on the runner's execution plan and on the old layer-by-layer path.
+//! on the runner's execution plan, on the old layer-by-layer path, and in a
+//! second engine that runs offline, tract.
 //!
 //! * **plan**: `Model::forward`, the fused execution plan (BatchNorm folded,
 //!   tiled im2col + gemm, bias and ReLU fused, channel-last activations).
@@ -7,6 +8,9 @@
 //!   model, i.e. candle's `conv2d`, `relu`, `max_pool2d` and `matmul` one
 //!   layer at a time: the runner as it was before the plan, deployed the
 //!   way `cargo xtask reproduce` times it.
+//! * **tract**: the model exported to ONNX (`sq_export::to_onnx`, fixed
+//!   batch) and optimised by tract 0.22 for that batch, on tract's default
+//!   of one thread: what a user deploying the exported file with tract gets.
 //!
 //! The squeezed model is built once in the setup with the default settings
 //! (tau 0.99, eliminate, least-squares compensation, sequential) on the
@@ -15,9 +19,9 @@
 //! once per round, median over rounds) so that the ratios survive a noisy,
 //! shared machine, then runs criterion on the same configurations.
 //!
-//! Criterion IDs: `forward/{original,squeezed}/b{1,64}` (plan) and
-//! `forward-layers/{original,squeezed}/b{1,64}` (candle); throughput in
-//! images per second. See `benches/README.md` for the PyTorch comparison.
+//! Criterion IDs: `forward/{original,squeezed}/b{1,64}` (plan),
+//! `forward-layers/{original,squeezed}/b{1,64}` (candle) and
+//! `forward-tract/...`; throughput in images per second. See `benches/README.md` for the PyTorch comparison.
 
 mod common;
 
@@ -26,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
 use criterion::{BenchmarkId, Criterion, Throughput};
+use sq_export::tract::TractModel;
+use sq_export::{to_onnx, Batch, ExportOptions};
 use sq_models::transform::fold_batchnorm;
 use sq_models::Model;
 use sq_pipeline::{compress, Settings};
@@ -37,33 +43,49 @@ const BATCHES: [usize; 2] = [1, 64];
 /// Rounds of the interleaved side-by-side measurement, per batch size.
 const ROUNDS: [usize; 2] = [40, 8];
 
-/// One model, as the plan runs it and as the old path ran it.
+/// One model, as the plan runs it, as the old path ran it and in tract.
 struct Subject {
     name: &'static str,
     model: Model,
     /// BatchNorm folded into the convolutions, for the candle path.
     folded: Model,
+    /// The ONNX export optimised by tract, one per entry of [`BATCHES`].
+    tract: Vec<TractModel>,
 }
 
-/// The two ways of running a model that the bench compares.
+/// The ways of running a model that the bench compares.
 #[derive(Clone, Copy)]
 enum Path {
-    Plan,
     CandleLayers,
+    Plan,
+    Tract,
+}
+
+impl Path {
+    const ALL: [Path; 3] = [Path::CandleLayers, Path::Plan, Path::Tract];
 }
 
 impl Subject {
     fn new(name: &'static str, model: Model) -> Self {
         let folded = fold_batchnorm(&model).expect("fold BatchNorm");
-        Self { name, model, folded }
+        let tract = BATCHES
+            .iter()
+            .map(|&batch| {
+                let onnx = to_onnx(&model, &ExportOptions { batch: Batch::Fixed(batch), ..Default::default() })
+                    .expect("export to ONNX");
+                TractModel::from_bytes(&onnx, batch).expect("tract loads the export")
+            })
+            .collect();
+        Self { name, model, folded, tract }
     }
 
-    fn run(&self, path: Path, x: &Tensor) -> Tensor {
+    /// Runs `x`, the batch of size `BATCHES[batch]`, through `path`.
+    fn run(&self, path: Path, batch: usize, x: &Tensor) -> Tensor {
         match path {
-            Path::Plan => self.model.forward(x),
-            Path::CandleLayers => self.folded.forward_layers(x, 0..self.folded.layers().len()),
+            Path::Plan => self.model.forward(x).expect("forward pass"),
+            Path::CandleLayers => self.folded.forward_layers(x, 0..self.folded.layers().len()).expect("forward pass"),
+            Path::Tract => self.tract[batch].run(x).expect("tract run"),
         }
-        .expect("forward pass")
     }
 }
 
@@ -90,14 +112,16 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5))
         .configure_from_args();
-    for (group, path) in [("forward", Path::Plan), ("forward-layers", Path::CandleLayers)] {
+    for (group, path) in
+        [("forward", Path::Plan), ("forward-layers", Path::CandleLayers), ("forward-tract", Path::Tract)]
+    {
         let mut g = c.benchmark_group(group);
         g.sample_size(10);
         for subject in &subjects {
-            for (batch, x) in BATCHES.iter().zip(&inputs) {
+            for (i, (batch, x)) in BATCHES.iter().zip(&inputs).enumerate() {
                 g.throughput(Throughput::Elements(*batch as u64));
                 g.bench_with_input(BenchmarkId::new(subject.name, format!("b{batch}")), x, |b, x| {
-                    b.iter(|| subject.run(path, black_box(x)))
+                    b.iter(|| subject.run(path, i, black_box(x)))
                 });
             }
         }
@@ -110,21 +134,26 @@ fn main() {
 /// round runs every configuration of a batch size once. The median over
 /// rounds is the headline; the best round shows what an idle machine gives.
 fn side_by_side(subjects: &[Subject], inputs: &[Tensor], flop_ratio: f64) {
-    let configs: Vec<(&Subject, Path)> =
-        subjects.iter().flat_map(|s| [(s, Path::CandleLayers), (s, Path::Plan)]).collect();
+    let configs: Vec<(&Subject, Path)> = subjects.iter().flat_map(|s| Path::ALL.map(|p| (s, p))).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    eprintln!("\nVGG-16 forward on {threads} threads, images/s: median of interleaved rounds (best round)");
-    eprintln!("{:<9} {:>5} {:>16} {:>16} {:>12}", "model", "batch", "candle layers", "plan", "plan/candle");
+    eprintln!(
+        "\nVGG-16 forward, images/s: median of interleaved rounds (best round); \
+         candle and plan on {threads} threads, tract on 1"
+    );
+    eprintln!(
+        "{:<9} {:>5} {:>16} {:>16} {:>16} {:>12} {:>11}",
+        "model", "batch", "candle layers", "plan", "tract", "plan/candle", "plan/tract"
+    );
     let mut speedups = Vec::new();
-    for ((batch, x), rounds) in BATCHES.iter().zip(inputs).zip(ROUNDS) {
+    for (i, ((batch, x), rounds)) in BATCHES.iter().zip(inputs).zip(ROUNDS).enumerate() {
         let mut seconds = vec![Vec::with_capacity(rounds); configs.len()];
         for (subject, path) in &configs {
-            subject.run(*path, x); // warm-up: builds the plan, touches the weights
+            subject.run(*path, i, x); // warm-up: builds the plan, touches the weights
         }
         for _ in 0..rounds {
             for ((subject, path), times) in configs.iter().zip(&mut seconds) {
                 let start = Instant::now();
-                black_box(subject.run(*path, x));
+                black_box(subject.run(*path, i, x));
                 times.push(start.elapsed().as_secs_f64());
             }
         }
@@ -137,22 +166,27 @@ fn side_by_side(subjects: &[Subject], inputs: &[Tensor], flop_ratio: f64) {
             })
             .collect();
         let cell = |(median, best): (f64, f64)| format!("{median:.1} ({best:.1})");
-        for (subject, pair) in subjects.iter().zip(rates.chunks_exact(2)) {
-            let (candle, plan) = (pair[0], pair[1]);
+        for (subject, rate) in subjects.iter().zip(rates.chunks_exact(Path::ALL.len())) {
+            let (candle, plan, tract) = (rate[0], rate[1], rate[2]);
             eprintln!(
-                "{:<9} {batch:>5} {:>16} {:>16} {:>11.2}x",
+                "{:<9} {batch:>5} {:>16} {:>16} {:>16} {:>11.2}x {:>10.2}x",
                 subject.name,
                 cell(candle),
                 cell(plan),
-                plan.0 / candle.0
+                cell(tract),
+                plan.0 / candle.0,
+                plan.0 / tract.0
             );
         }
-        // Squeezed over original, medians, for each path.
-        speedups.push((batch, rates[3].0 / rates[1].0, rates[2].0 / rates[0].0));
+        // Squeezed over original, medians, for each path (configurations
+        // are subject-major: the squeezed model's follow the original's).
+        let n = Path::ALL.len();
+        let ratio = |path: usize| rates[n + path].0 / rates[path].0;
+        speedups.push((batch, ratio(1), ratio(0), ratio(2)));
     }
-    for (batch, plan, candle) in speedups {
+    for (batch, plan, candle, tract) in speedups {
         eprintln!(
-            "squeezed/original at batch {batch}: plan {plan:.2}x, candle layers {candle:.2}x \
+            "squeezed/original at batch {batch}: plan {plan:.2}x, candle layers {candle:.2}x, tract {tract:.2}x \
              (FLOP ratio {flop_ratio:.2}x; plan speedup / FLOP ratio {:.2})",
             plan / flop_ratio
         );

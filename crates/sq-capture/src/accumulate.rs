@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use sha2::{Digest, Sha256};
 use sq_linalg::Moments;
-use sq_models::Model;
+use sq_models::{Model, Samples};
 
 use crate::error::{Error, Result};
 use crate::stats::{LayerStats, Stats};
@@ -12,20 +12,22 @@ use crate::stats::{LayerStats, Stats};
 /// tensor gives `N*H*W` samples of `C` units, an `N x F` tensor `N` samples
 /// of `F` units. One matrix product per batch.
 pub fn accumulate(moments: &mut Moments, x: &Tensor) -> Result<()> {
-    let rows = match x.dims() {
-        [n, _, h, w] => n * h * w,
-        [n, _] => *n,
-        dims => return Err(Error::Rank(dims.to_vec())),
-    };
-    let samples = if x.rank() == 4 { x.permute((0, 2, 3, 1))? } else { x.clone() };
-    let data = samples.flatten_all()?.to_vec1::<f32>()?;
-    moments.update_f32(&data, rows)?;
-    Ok(())
+    if !matches!(x.rank(), 2 | 4) {
+        return Err(Error::Rank(x.dims().to_vec()));
+    }
+    accumulate_samples(moments, &Samples::from_tensor(x)?)
+}
+
+/// Adds tapped [`Samples`] (rows of unit values, as the runner holds them)
+/// to `moments`: one Gram product, no layout copy.
+pub fn accumulate_samples(moments: &mut Moments, samples: &Samples<'_>) -> Result<()> {
+    Ok(moments.update_f32(samples.values(), samples.rows())?)
 }
 
 /// Captures the statistics of every link of `model` on the original model,
 /// one forward pass per batch of preprocessed images, through the runner's
-/// hook. `progress` is called with the number of images done after every
+/// hook ([`Model::forward_with_samples`]: the tapped activations are read
+/// where the runner holds them). `progress` is called with the number of images done after every
 /// batch.
 pub fn capture<E>(
     model: &Model,
@@ -45,9 +47,9 @@ where
         let x = x?;
         let values = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
         data.update(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
-        model.forward_with(&x, |i, input| {
+        model.forward_with_samples(&x, |i, input| {
             for (stats, _) in layers.iter_mut().zip(&links).filter(|(_, l)| l.tap == i) {
-                accumulate(&mut stats.moments, input).map_err(|e| match e {
+                accumulate_samples(&mut stats.moments, input).map_err(|e| match e {
                     Error::Linalg(sq_linalg::Error::NonFinite) => Error::NonFinite { layer: stats.name.clone() },
                     e => e,
                 })?;
@@ -62,7 +64,7 @@ where
 }
 
 /// Moments of the tensors read at the tap points `taps` of `model` (see
-/// [`Model::forward_with`]), over all `batches`: one forward pass per
+/// [`Model::forward_with_samples`]), over all `batches`: one forward pass per
 /// batch. Used for the taps of a residual stream, which are not links.
 pub fn capture_taps<E>(
     model: &Model,
@@ -74,9 +76,9 @@ where
 {
     let mut moments: Vec<Moments> = taps.iter().map(|&t| Moments::new(model.shape_before(t).units())).collect();
     for x in batches {
-        model.forward_with(&x?, |i, input| {
+        model.forward_with_samples(&x?, |i, input| {
             for (m, _) in moments.iter_mut().zip(taps).filter(|(_, &t)| t == i) {
-                accumulate(m, input).map_err(|e| match e {
+                accumulate_samples(m, input).map_err(|e| match e {
                     Error::Linalg(sq_linalg::Error::NonFinite) => Error::NonFinite { layer: model.name(i) },
                     e => e,
                 })?;

@@ -15,7 +15,9 @@
 //!   ([`Stats::merge`]) and save to safetensors ([`Stats::save`]), so a
 //!   capture can be split across processes or machines.
 //! * **One forward pass per batch** captures every producer at once, through
-//!   the runner's hook ([`sq_models::Model::forward_with`]): [`capture`].
+//!   the runner's hook ([`sq_models::Model::forward_with_samples`]), which
+//!   lends each tapped activation in the runner's own channel-last layout,
+//!   the rows the Gram product reads: [`capture`].
 //! * **Sequential capture** keeps the calibration set's activations at the
 //!   current cut in memory ([`Frontier`]) and advances them through the
 //!   squeezed model, so squeezing a whole network costs one forward pass.
@@ -49,7 +51,7 @@ mod error;
 mod frontier;
 mod stats;
 
-pub use accumulate::{accumulate, capture, capture_taps};
+pub use accumulate::{accumulate, accumulate_samples, capture, capture_taps};
 pub use error::{Error, Result};
 pub use frontier::Frontier;
 pub use stats::{model_fingerprint, LayerStats, Stats};

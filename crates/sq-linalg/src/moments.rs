@@ -2,6 +2,7 @@
 
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, MatRef, Par};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
@@ -11,6 +12,15 @@ use crate::tolerance::negligible_variance;
 /// (8 MiB): bounds the scratch memory of huge batches while keeping each
 /// product long enough in its inner dimension to run at full speed.
 const CHUNK_VALUES: usize = 1 << 20;
+
+/// Fewest rows of a batch worth a thread of their own in the Gram update:
+/// below this, adding the thread's partial `n x n` result back costs a
+/// noticeable fraction of the product itself.
+const MIN_ROWS_PER_THREAD: usize = 64;
+
+/// Values converted to `f64` and summed per block (32 KiB of `f64`), so
+/// that the column sums read the block back from the L1 cache.
+const BLOCK_VALUES: usize = 1 << 12;
 
 /// Sufficient statistics of a stream of `n`-dimensional samples: the count
 /// `N`, the sum `s = sum x` and the Gram matrix `G = sum x x^T`, all in `f64`.
@@ -85,8 +95,10 @@ impl Moments {
     /// per row (a conv activation in NHWC order, or `N x features`).
     ///
     /// The Gram update is a symmetric rank-`rows` product `G += X^T X` on the
-    /// lower triangle, one faer product per 8 MiB chunk of the batch (one in
-    /// total for typical batches), never a loop over samples. The batch is
+    /// lower triangle, never a loop over samples: the rows are split in one
+    /// contiguous run per thread, each run is one sequential faer product
+    /// per 8 MiB chunk (one for typical batches), and the runs' results are
+    /// added. The batch is
     /// rejected as a whole, leaving the statistics untouched, if its length
     /// is not `rows * n` or if it contains NaN or infinity (which would
     /// silently poison every later statistic).
@@ -103,29 +115,51 @@ impl Moments {
             self.count += rows as u64;
             return Ok(());
         }
-        // Column sums first: they are needed anyway, and as sums of `f32`
-        // values in `f64` they cannot overflow, so they are all finite
-        // exactly when the batch is. This validates the batch in the same
-        // (vectorised) pass, before anything is committed.
-        let mut batch_sum = vec![0.0; n];
-        for sample in batch.chunks_exact(n) {
-            for (s, &v) in batch_sum.iter_mut().zip(sample) {
-                *s += f64::from(v);
-            }
-        }
-        if !batch_sum.iter().all(|s| s.is_finite()) {
+        // Contiguous runs of rows, one per thread, each accumulated into
+        // moments of its own by sequential products: the threads never wait
+        // on each other, whatever the shape (a parallel product with a
+        // 64 x 64 result would mostly synchronise). The runs are then
+        // merged, one `n x n` pass each.
+        let pieces = (rows / MIN_ROWS_PER_THREAD).clamp(1, rayon::current_num_threads());
+        let piece_rows = rows.div_ceil(pieces);
+        let partials: Vec<Moments> = batch.par_chunks(piece_rows * n).map(|piece| Moments::of_rows(piece, n)).collect();
+        // As sums of `f32` values in `f64` the column sums cannot overflow,
+        // so they are all finite exactly when the batch is: the batch is
+        // validated before anything is committed.
+        if !partials.iter().all(|p| p.sum.iter().all(|s| s.is_finite())) {
             return Err(Error::NonFinite);
         }
-        let chunk_rows = (CHUNK_VALUES / n).clamp(1, rows);
-        let mut x64 = vec![0.0; chunk_rows * n];
+        for partial in &partials {
+            self.merge(partial)?;
+        }
+        Ok(())
+    }
+
+    /// The moments of the row-major `rows x n` samples `batch` (`n > 0`), on
+    /// the calling thread: one sequential Gram product per [`CHUNK_VALUES`]
+    /// values, converted to `f64` a block at a time, the column sums taken
+    /// from each block while it is still in cache.
+    fn of_rows(batch: &[f32], n: usize) -> Moments {
+        let mut moments = Moments::new(n);
+        let chunk_rows = (CHUNK_VALUES / n).max(1);
+        let block_rows = (BLOCK_VALUES / n).max(1);
+        let mut x64 = Vec::with_capacity(chunk_rows.min(batch.len() / n) * n);
         for chunk in batch.chunks(chunk_rows * n) {
-            let x = &mut x64[..chunk.len()];
-            for (dst, &src) in x.iter_mut().zip(chunk) {
-                *dst = f64::from(src);
+            // Appended a block at a time, never zeroed first: zeroing would
+            // cost as much memory traffic as the conversion.
+            x64.clear();
+            for block in chunk.chunks(block_rows * n) {
+                let start = x64.len();
+                x64.extend(block.iter().map(|&v| f64::from(v)));
+                for sample in x64[start..].chunks_exact(n) {
+                    for (s, v) in moments.sum.iter_mut().zip(sample) {
+                        *s += v;
+                    }
+                }
             }
-            let x = MatRef::from_row_major_slice(&*x, chunk.len() / n, n);
+            let x = MatRef::from_row_major_slice(&x64, chunk.len() / n, n);
             triangular::matmul(
-                self.gram_lower.view_mut(),
+                moments.gram_lower.view_mut(),
                 BlockStructure::TriangularLower,
                 Accum::Add,
                 x.transpose(),
@@ -133,14 +167,11 @@ impl Moments {
                 x,
                 BlockStructure::Rectangular,
                 1.0,
-                Par::rayon(0),
+                Par::Seq,
             );
         }
-        for (s, b) in self.sum.iter_mut().zip(&batch_sum) {
-            *s += b;
-        }
-        self.count += rows as u64;
-        Ok(())
+        moments.count = (batch.len() / n) as u64;
+        moments
     }
 
     /// Adds the statistics of a disjoint shard of data; the result equals the

@@ -175,6 +175,18 @@ fn bad_inputs_are_errors_and_change_nothing() {
 }
 
 #[test]
+fn a_bad_value_in_the_last_rows_of_a_long_batch_changes_nothing() {
+    // Long enough to be split across threads: the NaN sits in the last run.
+    let (rows, n) = (1000, 3);
+    let mut data = generic_samples(7, rows, n);
+    let mut m = moments_of(&data, n);
+    let before = m.clone();
+    data[(rows - 1) * n + 1] = f32::NAN;
+    assert_eq!(m.update_f32(&data, rows), Err(Error::NonFinite));
+    assert_eq!(m, before);
+}
+
+#[test]
 fn known_small_example() {
     // Samples (1, 2), (3, 6): second unit is twice the first.
     let m = moments_of(&[1.0, 2.0, 3.0, 6.0], 2);

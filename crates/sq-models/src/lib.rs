@@ -5,7 +5,9 @@
 //!   blocks are a [`Layer::Fork`] ... [`Layer::Add`] span of the chain. It can name its
 //!   producer/consumer pairs ([`Model::links`]) and run with a hook that
 //!   sees the input of every conv, linear and flatten layer
-//!   ([`Model::forward_with`]), which is how `sq-capture` gathers statistics.
+//!   ([`Model::forward_with`]; [`Model::forward_with_samples`] lends it in
+//!   the runner's channel-last layout, which is how `sq-capture` gathers
+//!   statistics).
 //! * Running goes through an execution plan compiled from the description
 //!   on first use: channel-last activations, BatchNorm folded into the
 //!   convolutions, tiled im2col + GEMM (the `gemm` crate) with bias and
@@ -59,6 +61,7 @@ mod layer;
 mod model;
 mod plan;
 mod resnet;
+mod samples;
 mod stream;
 pub mod synthetic;
 pub mod transform;
@@ -69,5 +72,6 @@ pub use error::{Error, Result};
 pub use layer::{conv2d, strided_conv2d, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear, Shortcut};
 pub use model::{ActShape, Flow, Link, Model};
 pub use resnet::{BlockKind, ResNetArch};
+pub use samples::Samples;
 pub use stream::{Stream, StreamReader};
 pub use vgg::Arch;

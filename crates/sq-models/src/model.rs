@@ -31,6 +31,7 @@ use candle_core::Tensor;
 use crate::error::{Error, Result};
 use crate::layer::{Layer, Shortcut};
 use crate::plan::{Activation, Plan, PlanFlow};
+use crate::samples::Samples;
 
 /// Shape of one image's activation between two layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,19 +281,54 @@ impl Model {
         E: From<Error>,
         F: FnMut(usize, &Tensor) -> std::result::Result<(), E>,
     {
+        self.forward_tapped(x, |i, tapped| match tapped {
+            Tapped::Plan(input) => hook(i, &input.to_tensor()?),
+            Tapped::Tensor(input) => hook(i, input),
+        })
+    }
+
+    /// Like [`Model::forward_with`], but the hook sees each tapped input as
+    /// [`Samples`]: rows of unit values, channel-last, which is the layout
+    /// the execution plan computes in, so they are lent without a copy.
+    /// This is what statistics capture reads (a Gram product over rows),
+    /// and it saves the two transposes that going through an
+    /// `N x C x H x W` tensor would cost.
+    pub fn forward_with_samples<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
+    where
+        E: From<Error>,
+        F: FnMut(usize, &Samples<'_>) -> std::result::Result<(), E>,
+    {
+        self.forward_tapped(x, |i, tapped| match tapped {
+            Tapped::Plan(input) => {
+                let (h, w, c) = input.hwc();
+                hook(i, &Samples::borrowed(&input.data, input.n * h * w, c))
+            }
+            Tapped::Tensor(input) => hook(i, &Samples::from_tensor(input)?),
+        })
+    }
+
+    /// The pass behind [`Model::forward_with`] and
+    /// [`Model::forward_with_samples`]: the plan when there is one, layer
+    /// by layer otherwise, with the hook called at every tap point on the
+    /// input in whichever layout the pass holds it.
+    fn forward_tapped<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
+    where
+        E: From<Error>,
+        F: FnMut(usize, Tapped<'_>) -> std::result::Result<(), E>,
+    {
         self.check_input(x)?;
         let Some(plan) = self.plan() else {
             let mut flow = Flow::new(x.clone());
             for (i, layer) in self.layers.iter().enumerate() {
                 if layer.is_tap_point() {
-                    hook(i, &flow.x)?;
+                    hook(i, Tapped::Tensor(&flow.x))?;
                 }
                 layer.forward(&mut flow).map_err(Error::from)?;
             }
             return Ok(flow.x);
         };
         let x = PlanFlow::new(Activation::from_tensor(x, self.input)?);
-        let out = plan.run_with_taps(x, 0..self.layers.len(), |i, input| hook(i, &input.to_tensor()?))?;
+        let out = plan.run_with_taps(x, 0..self.layers.len(), |i, input| hook(i, Tapped::Plan(input)))?;
         Ok(out.x.to_tensor()?)
     }
 
@@ -505,4 +541,12 @@ fn output_shape(layer: &Layer, input: ActShape) -> std::result::Result<ActShape,
         (Layer::Relu | Layer::Dropout, shape) => Ok(shape),
         (layer, shape) => Err(format!("a {} layer cannot read an input of shape {shape}", layer.kind())),
     }
+}
+
+/// A tapped input as the pass that reached it holds it.
+enum Tapped<'a> {
+    /// Channel-last, from the execution plan.
+    Plan(&'a Activation),
+    /// `N x C x H x W` or `N x F`, from the layer-by-layer path.
+    Tensor(&'a Tensor),
 }

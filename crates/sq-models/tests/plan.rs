@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sq_models::dataset::{DatasetSpec, Split};
 use sq_models::synthetic::VggSpec;
-use sq_models::{ActShape, Arch, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear, Model};
+use sq_models::{ActShape, Arch, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear, Model, Samples};
 
 /// Relative agreement required: max |a - b| over max |b|.
 const TOLERANCE: f32 = 1e-4;
@@ -258,6 +258,47 @@ fn the_hook_sees_exactly_the_tap_points_with_the_tensors_they_read() {
         assert!(model.links().iter().all(|l| seen.contains(&l.tap)), "{name}: every link's tap is shown");
         assert!(rel_diff(&out, &model.forward_layers(&x, 0..model.layers().len()).unwrap()) <= TOLERANCE);
     }
+}
+
+#[test]
+fn the_samples_hook_lends_the_tapped_inputs_channel_last() {
+    for (name, model) in random_vggs() {
+        let x = random_input(&model, 2, 9);
+        let mut seen = Vec::new();
+        let out = model
+            .forward_with_samples(&x, |i, samples| {
+                let reference = Samples::from_tensor(&model.forward_layers(&x, 0..i)?)?;
+                assert_eq!((samples.rows(), samples.units()), (reference.rows(), reference.units()), "{name}: tap {i}");
+                let scale = reference.values().iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                let diff = samples.values().iter().zip(reference.values()).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(diff <= TOLERANCE * scale, "{name}: samples at tap {i} differ by {diff}");
+                seen.push(i);
+                Ok::<_, sq_models::Error>(())
+            })
+            .unwrap();
+        assert_eq!(seen, tap_points(&model), "{name}");
+        assert!(rel_diff(&out, &model.forward(&x).unwrap()) <= TOLERANCE);
+    }
+}
+
+#[test]
+fn samples_of_a_tensor_are_its_unit_vectors_row_by_row() {
+    let values: Vec<f32> = (0..2 * 3 * 2 * 5).map(|v| v as f32).collect();
+    let x = Tensor::from_vec(values, (2, 3, 2, 5), &Device::Cpu).unwrap();
+    let samples = Samples::from_tensor(&x).unwrap();
+    assert_eq!((samples.rows(), samples.units()), (2 * 2 * 5, 3));
+    // Image 1, pixel (1, 4), channel 2: row (1 * 2 + 1) * 5 + 4, column 2.
+    let row = (2 + 1) * 5 + 4;
+    assert_eq!(
+        samples.values()[row * 3 + 2],
+        x.get(1).unwrap().get(2).unwrap().get(1).unwrap().get(4).unwrap().to_scalar::<f32>().unwrap()
+    );
+    let flat = x.flatten_from(1).unwrap();
+    let vectors = Samples::from_tensor(&flat).unwrap();
+    assert_eq!((vectors.rows(), vectors.units()), (2, 30));
+    assert_eq!(vectors.values(), flat.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    let bad = Samples::from_tensor(&Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap()).unwrap_err();
+    assert!(matches!(bad, sq_models::Error::Input { .. }), "{bad}");
 }
 
 #[test]
