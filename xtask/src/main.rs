@@ -13,6 +13,7 @@ mod hub;
 mod latency;
 mod report;
 mod reproduce;
+mod stopwatch;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "squeeze project automation")]

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::stopwatch::Timing;
 use anyhow::Result;
 use serde::Serialize;
 use sq_report::plot::{line_chart, Axes, Series};
@@ -191,6 +192,8 @@ pub struct Results {
     pub smallest: Option<Row>,
     /// The information-based row with the largest batch-64 speedup whose drop is at most 0.5 pp.
     pub fastest: Option<Row>,
+    /// The run's wall time and where it went.
+    pub timing: Timing,
 }
 
 impl Results {

@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
@@ -48,6 +49,7 @@ use sq_select::{Budget, Strategy, Tau};
 
 use crate::latency::{interleaved, interleaved_with, median, Pair};
 use crate::report::{Machine, Original, Results, Row, Tract, PAPER_RULE};
+use crate::stopwatch::Stopwatch;
 
 /// What a reproduction runs on, and its defaults.
 pub struct Subject {
@@ -173,10 +175,13 @@ struct Bench<'a> {
     /// The original's export optimised by tract for each timing batch,
     /// built by the first deployment check.
     original_tract: Option<[TractModel; 2]>,
+    /// Where the time goes: squeezing, profiling, evaluating, timing.
+    clock: Stopwatch,
 }
 
 /// Runs the reproduction of `subject`.
 pub fn run(args: Args, subject: &Subject) -> Result<()> {
+    let clock = Stopwatch::start();
     let out = args.out.clone().unwrap_or_else(|| Path::new("results").join(subject.name));
     let calib_n = args.calib.unwrap_or(if args.quick { 256 } else { 2000 });
     let val_n = args.val.unwrap_or(if args.quick { 64 } else { 1000 });
@@ -236,29 +241,28 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
         original_latency: [Vec::new(), Vec::new()],
         original_tract_latency: [Vec::new(), Vec::new()],
         original_tract: None,
+        clock,
     };
     let mut rows = Vec::new();
 
     for &tau in &taus {
         eprintln!("tau {tau}: the paper's rule, {} and baselines", method_name());
         let budget = ModelBudget::Tau(tau);
-        let squeezed = squeeze(&original, &calib, &pre, method(Widths::Uniform(Budget::Tau(tau))))?;
+        let settings = method(Widths::Uniform(Budget::Tau(tau)));
+        let squeezed = bench.clock.time("squeeze", || squeeze(&original, &calib, &pre, settings))?;
         let widths: BTreeMap<String, usize> = squeezed.layers.iter().map(|l| (l.name.clone(), l.k)).collect();
         let mut group = vec![paper(budget, tau, squeezed)];
         for (strategy, compensation) in BASELINES {
             let settings = Settings { strategy, compensation, ..method(Widths::PerLayer(widths.clone())) };
-            group.push(Squeezed {
-                strategy,
-                compensation,
-                ..paper(budget, tau, squeeze(&original, &calib, &pre, settings)?)
-            });
+            let outcome = bench.clock.time("squeeze", || squeeze(&original, &calib, &pre, settings))?;
+            group.push(Squeezed { strategy, compensation, ..paper(budget, tau, outcome) });
         }
         rows.extend(bench.measure(group)?);
         if has_streams {
             eprintln!("tau {tau}: the paper's rule on every producer and every residual stream");
             let stream = Some(Budget::Tau(tau));
             let settings = Settings { stream, ..method(Widths::Uniform(Budget::Tau(tau))) };
-            let squeezed = squeeze(&original, &calib, &pre, settings)?;
+            let squeezed = bench.clock.time("squeeze", || squeeze(&original, &calib, &pre, settings))?;
             rows.extend(bench.measure(vec![Squeezed { stream, ..paper(budget, tau, squeezed) }])?);
         }
     }
@@ -267,19 +271,17 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
     let mut profiles = Vec::new();
     for &stream in &stream_variants {
         // The budget is spread over the links of the model with its streams squeezed (if they are).
-        let streamed = squeeze_streams(&original, &calib, &pre, &Settings { stream, ..method_settings() })?;
+        let settings = Settings { stream, ..method_settings() };
+        let streamed = bench.clock.time("squeeze", || squeeze_streams(&original, &calib, &pre, &settings))?;
         for &allocator in &args.allocators {
             eprintln!("profiling the model for the {allocator} allocator{}", streams_label(stream));
             let bar = progress::bar(original.links().len(), "profiling", "layers");
-            let profile = Profile::new(
-                &streamed.model,
-                &calib,
-                &val,
-                &pre,
-                &method(Widths::PerLayer(BTreeMap::new())),
-                allocator,
-                |d, _| bar.set_position(d as u64),
-            )?;
+            let settings = method(Widths::PerLayer(BTreeMap::new()));
+            let profile = bench.clock.time("profile", || {
+                Profile::new(&streamed.model, &calib, &val, &pre, &settings, allocator, |d, _| {
+                    bar.set_position(d as u64)
+                })
+            })?;
             bar.finish_and_clear();
             for &budget in &budgets {
                 let ModelBudget::Ratio { resource, ratio } = budget else {
@@ -298,7 +300,8 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
                 };
                 eprintln!("{budget}, {allocator} allocation: {:?}", allocation.widths.values().collect::<Vec<_>>());
                 let settings = method(Widths::PerLayer(allocation.widths));
-                let outcome = squeeze_links(streamed.clone(), &calib, &pre, settings)?;
+                let outcome =
+                    bench.clock.time("squeeze", || squeeze_links(streamed.clone(), &calib, &pre, settings))?;
                 let (strategy, compensation) = (method_settings().strategy, method_settings().compensation);
                 let squeezed = Squeezed {
                     budget: budget.to_string(),
@@ -322,7 +325,9 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
             rows[headline].budget, rows[headline].allocator, args.round
         );
         rows[headline].tract = Some(bench.tract(&rows[headline])?);
-        let squeezed = match rounded(&original, &calib, &pre, &profiles, &rows[headline], args.round) {
+        let squeezed =
+            bench.clock.time("squeeze", || rounded(&original, &calib, &pre, &profiles, &rows[headline], args.round));
+        let squeezed = match squeezed {
             Ok(squeezed) => squeezed,
             // A model too narrow for the multiple: rounding up cannot fit the budget. Say so and go on.
             Err(e)
@@ -371,6 +376,7 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
         smallest: Results::pick(&rows, |r| r.params_ratio),
         fastest: Results::pick(&rows, |r| r.speedup_b64),
         rows,
+        timing: bench.clock.reading(),
     };
     write(&out.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
     let table = results.table_markdown();
@@ -379,6 +385,7 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
     results.plot_widths(&out.join("widths.svg"))?;
     println!("{table}");
     println!("wrote {}/{{results.json, table.md, pareto.svg, widths.svg}}", out.display());
+    println!("took {}", results.timing.summary());
     Ok(())
 }
 
@@ -502,7 +509,8 @@ impl Bench<'_> {
         let folded = fold_batchnorm(&group[0].outcome.model)?;
         let mut pairs = Vec::new();
         for (slot, x) in self.inputs.iter().enumerate() {
-            let pair = interleaved(&self.original_folded, &folded, x, 2, self.runs)?;
+            let (original, runs) = (&self.original_folded, self.runs);
+            let pair = self.clock.time("latency", || interleaved(original, &folded, x, 2, runs))?;
             self.original_latency[slot].push(pair.a_ms);
             pairs.push(pair);
         }
@@ -525,11 +533,14 @@ impl Bench<'_> {
         // forward pass is single-threaded, and two models in flight keep
         // both cores busy.
         let bars = MultiProgress::new();
-        let top1s = group
-            .par_iter()
-            .zip(&paths)
-            .map(|(s, (name, _))| top1(&s.outcome.model, self.test, self.pre, name, &bars))
-            .collect::<Result<Vec<f64>>>()?;
+        let (test, pre) = (self.test, self.pre);
+        let top1s = self.clock.time("evaluate", || {
+            group
+                .par_iter()
+                .zip(&paths)
+                .map(|(s, (name, _))| top1(&s.outcome.model, test, pre, name, &bars))
+                .collect::<Result<Vec<f64>>>()
+        })?;
         Ok(group.iter().zip(&paths).zip(top1s).map(|((s, (_, path)), top1)| self.row(s, top1, path, &pairs)).collect())
     }
 
@@ -575,6 +586,7 @@ impl Bench<'_> {
     /// Times the checkpoint of `row` against the original in tract, each
     /// exported to ONNX for batch 1 and 64, interleaved.
     fn tract(&mut self, row: &Row) -> Result<Tract> {
+        let start = Instant::now();
         let model = checkpoint::load(Path::new(&row.checkpoint), None)?;
         if self.original_tract.is_none() {
             let [b1, b64] = &self.inputs;
@@ -590,6 +602,7 @@ impl Bench<'_> {
             self.original_tract_latency[slot].push(pair.a_ms);
             pairs.push(pair);
         }
+        self.clock.add("tract", start.elapsed());
         Ok(Tract {
             latency_b1_ms: pairs[0].b_ms,
             latency_b64_ms: pairs[1].b_ms,

@@ -34,9 +34,17 @@ fn quick_run_writes_complete_consistent_results() {
         assert!(out_dir.join(file).is_file(), "{file} missing");
     }
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
-    for key in ["machine", "date", "commit", "original", "rows", "smallest", "fastest"] {
+    for key in ["machine", "date", "commit", "original", "rows", "smallest", "fastest", "timing"] {
         assert!(!results[key].is_null(), "results.json lacks {key}");
     }
+    // The wall time and where it went: every phase took some of it, and together no more than all of it.
+    let wall = results["timing"]["wall_seconds"].as_f64().unwrap();
+    let phases = results["timing"]["phases"].as_object().unwrap();
+    for phase in ["squeeze", "profile", "evaluate", "latency", "tract"] {
+        assert!(phases[phase].as_f64().unwrap() > 0.0, "no time in {phase}: {phases:?}");
+    }
+    assert!(phases.values().map(|s| s.as_f64().unwrap()).sum::<f64>() <= wall, "{wall} s vs {phases:?}");
+    assert!(stdout.contains("min in all:"), "{stdout}");
     let original = &results["original"];
     let rows = results["rows"].as_array().unwrap();
     let (plain, rounded): (Vec<&Value>, Vec<&Value>) = rows.iter().partition(|r| r["round"] == 1);
