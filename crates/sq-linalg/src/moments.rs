@@ -14,9 +14,10 @@ use crate::tolerance::negligible_variance;
 const CHUNK_VALUES: usize = 1 << 20;
 
 /// Fewest rows of a batch worth a thread of their own in the Gram update:
-/// below this, adding the thread's partial `n x n` result back costs a
-/// noticeable fraction of the product itself.
-const MIN_ROWS_PER_THREAD: usize = 64;
+/// a thread's partial result costs three passes over an `n x n` matrix
+/// (zero, accumulate, add back), as much memory traffic as a product over
+/// a few hundred rows.
+const MIN_ROWS_PER_THREAD: usize = 256;
 
 /// Values converted to `f64` and summed per block (32 KiB of `f64`), so
 /// that the column sums read the block back from the L1 cache.

@@ -174,15 +174,32 @@ fn bad_inputs_are_errors_and_change_nothing() {
     assert_eq!(Moments::from_parts(1, vec![0.0; 2], Matrix::zeros(2, 3)), Err(Error::NotSquare { rows: 2, cols: 3 }));
 }
 
+/// Runs `f` on a pool of four threads, so that a long batch is split into
+/// several runs of rows whatever the machine.
+fn on_four_threads<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(f)
+}
+
+#[test]
+fn a_batch_split_across_threads_matches_per_sample_loops() {
+    // Four runs of rows each, the last one shorter where 4 does not divide the rows.
+    for (rows, n) in [(3000, 7), (1030, 1), (2047, 40)] {
+        let data = generic_samples(11, rows, n);
+        let got = on_four_threads(|| moments_of(&data, n));
+        let (count, sum, gram) = naive_moments(&data, n);
+        assert_close(&got, &Moments::from_parts(count, sum, gram).unwrap(), 1e-13);
+    }
+}
+
 #[test]
 fn a_bad_value_in_the_last_rows_of_a_long_batch_changes_nothing() {
     // Long enough to be split across threads: the NaN sits in the last run.
-    let (rows, n) = (1000, 3);
+    let (rows, n) = (3000, 3);
     let mut data = generic_samples(7, rows, n);
     let mut m = moments_of(&data, n);
     let before = m.clone();
     data[(rows - 1) * n + 1] = f32::NAN;
-    assert_eq!(m.update_f32(&data, rows), Err(Error::NonFinite));
+    assert_eq!(on_four_threads(|| m.update_f32(&data, rows)), Err(Error::NonFinite));
     assert_eq!(m, before);
 }
 
