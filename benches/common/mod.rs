@@ -55,3 +55,65 @@ pub fn random_covariance(n: usize, samples: usize, seed: u64) -> Matrix {
     moments.update_f32(&random_f32(samples * n, seed), samples).expect("batch of samples x n");
     moments.covariance().expect("covariance of a non-empty sample")
 }
+
+/// The covariance of a wide layer that is as badly conditioned as a trained
+/// one, through the same [`Moments`] path as real statistics. `samples` rows
+/// of `n` units are driven by `factors` shared latent factors whose scales
+/// decay (factor `f` has variance `1 / (1 + f)`, so the spectrum falls off
+/// like a trained layer's instead of being flat), each unit with a little
+/// noise of its own (1% of its standard deviation), except `dead` units that
+/// are constant zero (dead ReLUs) and `dependent` units that are the exact
+/// sum of two other units (duplicated features). With `samples` at least
+/// `n`, the numerical rank is `n - dead - dependent`.
+pub fn correlated_covariance(
+    n: usize,
+    factors: usize,
+    dead: usize,
+    dependent: usize,
+    samples: usize,
+    seed: u64,
+) -> Matrix {
+    use rand::seq::SliceRandom;
+
+    assert!(dead + dependent + 2 <= n, "too few units for {dead} dead and {dependent} dependent ones");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let uniform =
+        |rng: &mut StdRng, len: usize| -> Vec<f64> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let latent = Matrix::from_rows(samples, factors, uniform(&mut rng, samples * factors)).expect("samples x factors");
+    let mut loadings = uniform(&mut rng, factors * n);
+    for (f, row) in loadings.chunks_mut(n).enumerate() {
+        let scale = (1.0 + f as f64).sqrt().recip();
+        row.iter_mut().for_each(|w| *w *= scale);
+    }
+    let loadings = Matrix::from_rows(factors, n, loadings).expect("factors x n");
+    let signal = latent.matmul(&loadings).expect("latent x loadings");
+    // Unit variance of the signal: var(z) var(w) sum_f 1 / (1 + f), uniform z and w.
+    let signal_sd = ((0..factors).map(|f| 1.0 / (1.0 + f as f64)).sum::<f64>() / 9.0).sqrt();
+    let noise = 0.01 * signal_sd * 3f64.sqrt();
+    let mut data: Vec<f32> =
+        signal.as_slice().iter().map(|&x| (x + noise * rng.random_range(-1.0..1.0)) as f32).collect();
+
+    let mut units: Vec<usize> = (0..n).collect();
+    units.shuffle(&mut rng);
+    let (dead_units, rest) = units.split_at(dead);
+    let (dependent_units, independent) = rest.split_at(dependent);
+    let sums: Vec<(usize, usize, usize)> = dependent_units
+        .iter()
+        .map(|&j| {
+            let a = independent[rng.random_range(0..independent.len())];
+            let b = independent[rng.random_range(0..independent.len())];
+            (j, a, b)
+        })
+        .collect();
+    for row in data.chunks_mut(n) {
+        for &j in dead_units {
+            row[j] = 0.0;
+        }
+        for &(j, a, b) in &sums {
+            row[j] = row[a] + row[b];
+        }
+    }
+    let mut moments = Moments::new(n);
+    moments.update_f32(&data, samples).expect("batch of samples x n");
+    moments.covariance().expect("covariance of a non-empty sample")
+}

@@ -107,6 +107,31 @@ impl Matrix {
         Ok(out)
     }
 
+    /// Subtracts `a * b^T` from `self` in place, for `a` (`rows x r`) and `b`
+    /// (`cols x r`): a rank-`r` downdate computed by faer like
+    /// [`Matrix::matmul`], without allocating the product.
+    pub fn sub_matmul_transpose(&mut self, a: &Matrix, b: &Matrix) -> Result<()> {
+        if a.rows != self.rows {
+            return Err(Error::DimensionMismatch {
+                what: "downdate left factor rows",
+                expected: self.rows,
+                found: a.rows,
+            });
+        }
+        if b.rows != self.cols {
+            return Err(Error::DimensionMismatch {
+                what: "downdate right factor rows",
+                expected: self.cols,
+                found: b.rows,
+            });
+        }
+        if b.cols != a.cols {
+            return Err(Error::DimensionMismatch { what: "downdate factor columns", expected: a.cols, found: b.cols });
+        }
+        faer::linalg::matmul::matmul(self.view_mut(), Accum::Add, a.view(), b.view().transpose(), -1.0, Par::rayon(0));
+        Ok(())
+    }
+
     /// The transpose, as a new row-major matrix.
     pub fn transpose(&self) -> Matrix {
         Matrix::from_faer(self.view().transpose())

@@ -30,6 +30,15 @@ fn bad_shapes_are_errors() {
     assert!(Matrix::from_rows(usize::MAX, 2, vec![]).is_err());
     let a = Matrix::zeros(2, 3);
     assert!(matches!(a.matmul(&Matrix::zeros(2, 3)), Err(Error::DimensionMismatch { expected: 3, found: 2, .. })));
+    let mut b = Matrix::zeros(2, 3);
+    for (f, g, expected, found) in [((3, 1), (3, 1), 2, 3), ((2, 1), (2, 1), 3, 2), ((2, 1), (3, 2), 1, 2)] {
+        let (f, g) = (Matrix::zeros(f.0, f.1), Matrix::zeros(g.0, g.1));
+        let err = b.sub_matmul_transpose(&f, &g);
+        assert!(
+            matches!(err, Err(Error::DimensionMismatch { expected: e, found: x, .. }) if (e, x) == (expected, found)),
+            "{err:?}"
+        );
+    }
     assert_eq!(a.select(&[0, 2], &[0]), Err(Error::IndexOutOfRange { index: 2, len: 2 }));
     assert_eq!(a.select(&[0], &[3]), Err(Error::IndexOutOfRange { index: 3, len: 3 }));
 }
@@ -49,6 +58,17 @@ proptest! {
         let b = random_matrix(seed ^ 1, k, n);
         let c = a.matmul(&b).unwrap();
         prop_assert!(max_abs_diff(&c, &naive_matmul(&a, &b)) <= 1e-13 * (k as f64 + 1.0));
+    }
+
+    #[test]
+    fn sub_matmul_transpose_matches_triple_loop(m in 0usize..24, r in 0usize..24, n in 0usize..24, seed: u64) {
+        let mut c = random_matrix(seed, m, n);
+        let a = random_matrix(seed ^ 1, m, r);
+        let b = random_matrix(seed ^ 2, n, r);
+        let ab = naive_matmul(&a, &b.transpose());
+        let expected = Matrix::from_rows(m, n, c.as_slice().iter().zip(ab.as_slice()).map(|(x, y)| x - y).collect()).unwrap();
+        c.sub_matmul_transpose(&a, &b).unwrap();
+        prop_assert!(max_abs_diff(&c, &expected) <= 1e-13 * (r as f64 + 1.0));
     }
 
     #[test]

@@ -295,17 +295,20 @@ impl<'c> Downdates<'c> {
         accurate
     }
 
-    /// Applies the block's downdates to `H0` and `G0` as matrix products and
-    /// drops the removed positions.
+    /// Applies the block's downdates to `H0` and `G0` in place, as one
+    /// matrix product each, and drops the removed positions.
     fn apply_block(&mut self) -> Result<()> {
         let m = self.units.len();
         let keep: Vec<usize> = (0..m).filter(|&j| !self.removed[j]).collect();
-        let mut h0 = std::mem::take(&mut self.h0);
-        let mut g0 = std::mem::take(&mut self.g0);
-        subtract_compacted(&mut h0, m, &keep, &outer(&self.w, &self.w, m, BLOCK)?);
-        subtract_compacted(&mut g0, m, &keep, &outer(&self.x, &self.y, m, 2 * BLOCK)?);
+        let w = Matrix::from_rows(m, BLOCK, std::mem::take(&mut self.w))?;
+        let x = Matrix::from_rows(m, 2 * BLOCK, std::mem::take(&mut self.x))?;
+        let y = Matrix::from_rows(m, 2 * BLOCK, std::mem::take(&mut self.y))?;
+        let mut h0 = Matrix::from_rows(m, m, std::mem::take(&mut self.h0))?;
+        let mut g0 = Matrix::from_rows(m, m, std::mem::take(&mut self.g0))?;
+        h0.sub_matmul_transpose(&w, &w)?;
+        g0.sub_matmul_transpose(&x, &y)?;
         self.units = self.active_units();
-        self.start_block(h0, g0);
+        self.start_block(compacted(h0.into_vec(), m, &keep), compacted(g0.into_vec(), m, &keep));
         Ok(())
     }
 
@@ -315,25 +318,18 @@ impl<'c> Downdates<'c> {
     }
 }
 
-/// `F Q^T` for row-major `m x cols` factors `F` and `Q`.
-fn outer(f: &[f64], q: &[f64], m: usize, cols: usize) -> Result<Matrix> {
-    let f = Matrix::from_rows(m, cols, f.to_vec())?;
-    let q = Matrix::from_rows(m, cols, q.to_vec())?;
-    Ok(f.matmul(&q.transpose())?)
-}
-
-/// `a = (a - d)[keep, keep]` for row-major `m x m` matrices, in place: `a`
+/// `a[keep, keep]` for a row-major `m x m` matrix `a`, in place: `a`
 /// becomes `keep.len()` square. `keep` is ascending, so every entry moves
 /// towards the front and is read before it can be overwritten.
-fn subtract_compacted(a: &mut Vec<f64>, m: usize, keep: &[usize], d: &Matrix) {
+fn compacted(mut a: Vec<f64>, m: usize, keep: &[usize]) -> Vec<f64> {
     let k = keep.len();
-    let d = d.as_slice();
     for (r, &i) in keep.iter().enumerate() {
         for (c, &j) in keep.iter().enumerate() {
-            a[r * k + c] = a[i * m + j] - d[i * m + j];
+            a[r * k + c] = a[i * m + j];
         }
     }
     a.truncate(k * k);
+    a
 }
 
 /// The dot product of `b` with the leading `b.len()` entries of `a`.

@@ -14,7 +14,7 @@ use crate::ranking::by_score_descending;
 /// This is not the unit that increases `V(S)` the most: that gain also
 /// counts how much of the *other* units the new one explains (the residual
 /// covariances, not just the residual variance). Pivoting is the classic,
-/// cheap proxy, `O(n k^2)`.
+/// cheap proxy, `O(n^2 k)` at matrix-multiply speed.
 ///
 /// Past the numerical rank `r` every residual is zero, so the last `k - r`
 /// units are the remaining ones of largest variance (they cost nothing either
