@@ -10,7 +10,8 @@ use crate::stats::{LayerStats, Stats};
 
 /// Adds the units of one tapped batch to `moments`: an `N x C x H x W`
 /// tensor gives `N*H*W` samples of `C` units, an `N x F` tensor `N` samples
-/// of `F` units. One matrix product per batch.
+/// of `F` units. Matrix products over the whole batch, after one copy
+/// into channel-last rows ([`Samples::from_tensor`]).
 pub fn accumulate(moments: &mut Moments, x: &Tensor) -> Result<()> {
     if !matches!(x.rank(), 2 | 4) {
         return Err(Error::Rank(x.dims().to_vec()));

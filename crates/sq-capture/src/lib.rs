@@ -9,8 +9,8 @@
 //!
 //! Design choices:
 //! * **Sums, not activations.** Memory is `O(n^2)` per producer whatever the
-//!   number of images, and the Gram matrix is updated with one matrix
-//!   product per batch ([`accumulate`]).
+//!   number of images, and the Gram matrix is updated with matrix products
+//!   over a whole batch ([`accumulate_samples`]), never per sample.
 //! * **Mergeable.** Statistics of disjoint shards add up exactly
 //!   ([`Stats::merge`]) and save to safetensors ([`Stats::save`]), so a
 //!   capture can be split across processes or machines.

@@ -5,8 +5,8 @@
 //!
 //! - [`Moments`]: streaming, mergeable sufficient statistics (count, sum,
 //!   Gram matrix) of a layer's outputs, and from them the covariance `C`.
-//!   The Gram matrix is updated with one symmetric matrix product per batch,
-//!   never per sample.
+//!   The Gram matrix is updated with symmetric matrix products, one per
+//!   thread's run of a batch's rows, never per sample.
 //! - [`Spectrum`]: the eigenvalues of `C`, the explained-variance curve, and
 //!   `k(tau)`, the number of principal components that retain a fraction
 //!   `tau` of the variance (how many units a layer keeps).
