@@ -32,7 +32,7 @@ mod unit;
 use std::fmt;
 use std::ops::Range;
 
-pub(crate) use activation::Activation;
+pub(crate) use activation::{transpose_images, Activation};
 use conv::Conv;
 use unit::UnitOp;
 
