@@ -96,10 +96,10 @@ impl Moments {
     /// per row (a conv activation in NHWC order, or `N x features`).
     ///
     /// The Gram update is a symmetric rank-`rows` product `G += X^T X` on the
-    /// lower triangle, never a loop over samples: the rows are split in one
-    /// contiguous run per thread, each run is one sequential faer product
-    /// per 8 MiB chunk (one for typical batches), and the runs' results are
-    /// added. The batch is
+    /// lower triangle, never a loop over samples: the rows are split into
+    /// contiguous runs (at most one per thread, at least 256 rows each),
+    /// each run is one sequential faer product per 8 MiB chunk (one for
+    /// typical batches), and the runs' results are added. The batch is
     /// rejected as a whole, leaving the statistics untouched, if its length
     /// is not `rows * n` or if it contains NaN or infinity (which would
     /// silently poison every later statistic).
