@@ -28,8 +28,8 @@ pub fn accumulate_samples(moments: &mut Moments, samples: &Samples<'_>) -> Resul
 /// Captures the statistics of every link of `model` on the original model,
 /// one forward pass per batch of preprocessed images, through the runner's
 /// hook ([`Model::forward_with_samples`]: the tapped activations are read
-/// where the runner holds them). `progress` is called with the number of images done after every
-/// batch.
+/// where the runner holds them). `progress` is called with the number of
+/// images done after every batch.
 pub fn capture<E>(
     model: &Model,
     batches: impl IntoIterator<Item = Result<Tensor, E>>,

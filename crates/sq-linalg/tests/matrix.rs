@@ -66,7 +66,8 @@ proptest! {
         let a = random_matrix(seed ^ 1, m, r);
         let b = random_matrix(seed ^ 2, n, r);
         let ab = naive_matmul(&a, &b.transpose());
-        let expected = Matrix::from_rows(m, n, c.as_slice().iter().zip(ab.as_slice()).map(|(x, y)| x - y).collect()).unwrap();
+        let difference = c.as_slice().iter().zip(ab.as_slice()).map(|(x, y)| x - y).collect();
+        let expected = Matrix::from_rows(m, n, difference).unwrap();
         c.sub_matmul_transpose(&a, &b).unwrap();
         prop_assert!(max_abs_diff(&c, &expected) <= 1e-13 * (r as f64 + 1.0));
     }

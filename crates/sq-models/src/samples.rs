@@ -33,8 +33,8 @@ impl<'a> Samples<'a> {
 
     /// The samples of a candle tensor: `N x C x H x W` (transposed to
     /// channel-last by the runner's blocked, parallel transpose, several
-    /// times faster than a strided copy) or `N x F`. Any other rank is [`Error::Input`]; the
-    /// tensor must hold `f32` values.
+    /// times faster than a strided copy) or `N x F`. Any other rank is
+    /// [`Error::Input`]; the tensor must hold `f32` values.
     pub fn from_tensor(x: &Tensor) -> Result<Samples<'static>> {
         let (rows, units, values) = match x.dims() {
             &[n, c, h, w] => (n * h * w, c, transpose_images(&x.flatten_all()?.to_vec1::<f32>()?, n, c, h * w)),
