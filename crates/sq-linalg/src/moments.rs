@@ -9,15 +9,23 @@ use crate::matrix::Matrix;
 use crate::tolerance::negligible_variance;
 
 /// How many values of a batch are converted to `f64` per Gram product
-/// (8 MiB): bounds the scratch memory of huge batches while keeping each
-/// product long enough in its inner dimension to run at full speed.
-const CHUNK_VALUES: usize = 1 << 20;
+/// (256 KiB of `f64`), so that the product reads its operand back from the
+/// L2 cache: converting whole batches at once made the Gram update of
+/// narrow layers memory-bound with two threads.
+const CHUNK_VALUES: usize = 1 << 15;
 
-/// Fewest rows of a batch worth a thread of their own in the Gram update:
-/// a thread's partial result costs three passes over an `n x n` matrix
-/// (zero, accumulate, add back), as much memory traffic as a product over
-/// a few hundred rows.
-const MIN_ROWS_PER_THREAD: usize = 256;
+/// Fewest rows per Gram product however wide the samples are, so that a
+/// product is long enough in its inner dimension to run at full speed (at
+/// 512 units, 1 MiB of `f64`).
+const MIN_CHUNK_ROWS: usize = 256;
+
+/// Fewest rows of a batch worth a thread of their own in the Gram update.
+/// A thread's partial result costs three passes over an `n x n` matrix
+/// (zero, accumulate, add back) against `rows * n / 2` multiply-adds per
+/// entry of it, so the break-even point does not depend on `n`: a few
+/// dozen rows (measured: 256 rows of 512 units take 1.0 ms split over two
+/// threads, 1.7 ms on one).
+const MIN_ROWS_PER_THREAD: usize = 64;
 
 /// Values converted to `f64` and summed per block (32 KiB of `f64`), so
 /// that the column sums read the block back from the L1 cache.
@@ -97,9 +105,9 @@ impl Moments {
     ///
     /// The Gram update is a symmetric rank-`rows` product `G += X^T X` on the
     /// lower triangle, never a loop over samples: the rows are split into
-    /// contiguous runs (at most one per thread, at least 256 rows each),
-    /// each run is one sequential faer product per 8 MiB chunk (one for
-    /// typical batches), and the runs' results are added. The batch is
+    /// contiguous runs (at most one per thread, at least 64 rows each),
+    /// each run is one sequential faer product per cache-sized chunk of
+    /// rows, and the runs' results are added. The batch is
     /// rejected as a whole, leaving the statistics untouched, if its length
     /// is not `rows * n` or if it contains NaN or infinity (which would
     /// silently poison every later statistic).
@@ -142,7 +150,7 @@ impl Moments {
     /// from each block while it is still in cache.
     fn of_rows(batch: &[f32], n: usize) -> Moments {
         let mut moments = Moments::new(n);
-        let chunk_rows = (CHUNK_VALUES / n).max(1);
+        let chunk_rows = (CHUNK_VALUES / n).max(MIN_CHUNK_ROWS);
         let block_rows = (BLOCK_VALUES / n).max(1);
         let mut x64 = Vec::with_capacity(chunk_rows.min(batch.len() / n) * n);
         for chunk in batch.chunks(chunk_rows * n) {

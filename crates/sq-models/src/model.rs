@@ -278,8 +278,8 @@ impl Model {
     /// hook returns stops the pass and is returned.
     pub fn forward_with<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
     where
-        E: From<Error>,
-        F: FnMut(usize, &Tensor) -> std::result::Result<(), E>,
+        E: From<Error> + Send,
+        F: FnMut(usize, &Tensor) -> std::result::Result<(), E> + Send,
     {
         self.forward_tapped(x, |i, tapped| match tapped {
             Tapped::Plan(input) => hook(i, &input.to_tensor()?),
@@ -295,8 +295,8 @@ impl Model {
     /// `N x C x H x W` tensor would cost.
     pub fn forward_with_samples<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
     where
-        E: From<Error>,
-        F: FnMut(usize, &Samples<'_>) -> std::result::Result<(), E>,
+        E: From<Error> + Send,
+        F: FnMut(usize, &Samples<'_>) -> std::result::Result<(), E> + Send,
     {
         self.forward_tapped(x, |i, tapped| match tapped {
             Tapped::Plan(input) => {
@@ -313,8 +313,8 @@ impl Model {
     /// input in whichever layout the pass holds it.
     fn forward_tapped<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
     where
-        E: From<Error>,
-        F: FnMut(usize, Tapped<'_>) -> std::result::Result<(), E>,
+        E: From<Error> + Send,
+        F: FnMut(usize, Tapped<'_>) -> std::result::Result<(), E> + Send,
     {
         self.check_input(x)?;
         let Some(plan) = self.plan() else {

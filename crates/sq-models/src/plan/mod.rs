@@ -226,28 +226,29 @@ impl Plan {
         rayon::scope(|_| pass())
     }
 
-    /// Like [`Plan::run`], calling `hook(i, input)` on the calling thread
-    /// before every tap point `i` in the range.
-    pub(crate) fn run_with_taps<E>(
+    /// Like [`Plan::run`], calling `hook(i, input)` before every tap point
+    /// `i` in the range. The hook runs inside the pool like the steps, so
+    /// a tapped pass hands over to the pool once, however many taps it
+    /// has, and the hook's own parallel loops start from a worker too.
+    pub(crate) fn run_with_taps<E: Send>(
         &self,
-        mut x: PlanFlow,
+        x: PlanFlow,
         range: Range<usize>,
-        mut hook: impl FnMut(usize, &Activation) -> std::result::Result<(), E>,
+        mut hook: impl FnMut(usize, &Activation) -> std::result::Result<(), E> + Send,
     ) -> std::result::Result<PlanFlow, E> {
-        let mut taps: Vec<usize> =
-            self.steps.iter().filter(|s| s.tap && range.contains(&s.layers.start)).map(|s| s.layers.start).collect();
-        taps.push(range.end);
-        let mut at = range.start;
-        for tap in taps {
-            if at < tap {
-                x = self.run(x, at..tap);
+        let first = self.steps.partition_point(|s| s.layers.start < range.start);
+        let steps = self.steps[first..].iter().take_while(|s| s.layers.start < range.end);
+        let pass = move || {
+            let mut flow = x;
+            for step in steps {
+                if step.tap {
+                    hook(step.layers.start, &flow.x)?;
+                }
+                flow = step.run(flow);
             }
-            if tap < range.end {
-                hook(tap, &x.x)?;
-            }
-            at = tap;
-        }
-        Ok(x)
+            Ok(flow)
+        };
+        rayon::scope(|_| pass())
     }
 }
 
