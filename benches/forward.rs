@@ -15,9 +15,11 @@
 //! The squeezed model is built once in the setup with the default settings
 //! (tau 0.99, eliminate, least-squares compensation, sequential) on the
 //! first 256 training images. One run first prints a side-by-side table of
-//! images/s at batch 1 and 64, measured *interleaved* (every configuration
-//! once per round, median over rounds) so that the ratios survive a noisy,
-//! shared machine, then runs criterion on the same configurations.
+//! images/s at batch 1 and 64, each engine in a block of its own rounds with
+//! the two models *interleaved* (each model once per round, median over
+//! rounds, as the PyTorch script in `benches/peers/` measures its engines)
+//! so that the ratios survive a noisy, shared machine, then runs criterion
+//! on the same configurations.
 //!
 //! Criterion IDs: `forward/{original,squeezed}/b{1,64}` (plan),
 //! `forward-layers/{original,squeezed}/b{1,64}` (candle) and
@@ -54,7 +56,7 @@ struct Subject {
 }
 
 /// The ways of running a model that the bench compares.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Path {
     CandleLayers,
     Plan,
@@ -137,8 +139,8 @@ fn side_by_side(subjects: &[Subject], inputs: &[Tensor], flop_ratio: f64) {
     let configs: Vec<(&Subject, Path)> = subjects.iter().flat_map(|s| Path::ALL.map(|p| (s, p))).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
-        "\nVGG-16 forward, images/s: median of interleaved rounds (best round); \
-         candle and plan on {threads} threads, tract on 1"
+        "\nVGG-16 forward, images/s: median of rounds interleaving the models, one engine at a time \
+         (best round); candle and plan on {threads} threads, tract on 1"
     );
     eprintln!(
         "{:<9} {:>5} {:>16} {:>16} {:>16} {:>12} {:>11}",
@@ -147,14 +149,22 @@ fn side_by_side(subjects: &[Subject], inputs: &[Tensor], flop_ratio: f64) {
     let mut speedups = Vec::new();
     for (i, ((batch, x), rounds)) in BATCHES.iter().zip(inputs).zip(ROUNDS).enumerate() {
         let mut seconds = vec![Vec::with_capacity(rounds); configs.len()];
-        for (subject, path) in &configs {
-            subject.run(*path, i, x); // warm-up: builds the plan, touches the weights
-        }
-        for _ in 0..rounds {
-            for ((subject, path), times) in configs.iter().zip(&mut seconds) {
-                let start = Instant::now();
-                black_box(subject.run(*path, i, x));
-                times.push(start.elapsed().as_secs_f64());
+        // One engine at a time, as `benches/peers/pytorch_vgg16.py` times
+        // PyTorch and ONNX Runtime: an engine's threads and cache contents
+        // after its own previous run are part of its speed, so engines are
+        // not interleaved with each other (the plan's batch-1 median fell by
+        // a third between tract and candle runs); the models are.
+        for path in Path::ALL {
+            let block: Vec<usize> = (0..configs.len()).filter(|&c| configs[c].1 == path).collect();
+            for &c in &block {
+                configs[c].0.run(path, i, x); // warm-up: builds the plan, touches the weights
+            }
+            for _ in 0..rounds {
+                for &c in &block {
+                    let start = Instant::now();
+                    black_box(configs[c].0.run(path, i, x));
+                    seconds[c].push(start.elapsed().as_secs_f64());
+                }
             }
         }
         // Per configuration: (median, best) images/s.
