@@ -21,10 +21,10 @@ const MIN_CHUNK_ROWS: usize = 256;
 
 /// Fewest rows of a batch worth a thread of their own in the Gram update.
 /// A thread's partial result costs three passes over an `n x n` matrix
-/// (zero, accumulate, add back) against `rows * n / 2` multiply-adds per
-/// entry of it, so the break-even point does not depend on `n`: a few
-/// dozen rows (measured: 256 rows of 512 units take 1.0 ms split over two
-/// threads, 1.7 ms on one).
+/// (zero, accumulate, add back) against `rows` multiply-adds per entry
+/// of it, so the break-even point does not depend on `n`: a few
+/// dozen rows (`gram/update_f32/512x2x2` in the statistics bench, 256 rows
+/// of 512 units: 1.0 ms split over two threads, 1.6 ms on one).
 const MIN_ROWS_PER_THREAD: usize = 64;
 
 /// Values converted to `f64` and summed per block (32 KiB of `f64`), so
