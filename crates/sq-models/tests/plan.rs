@@ -302,6 +302,23 @@ fn samples_of_a_tensor_are_its_unit_vectors_row_by_row() {
 }
 
 #[test]
+fn a_tapped_pass_runs_its_hooks_inside_the_thread_pool() {
+    // One hand-over to the pool per pass, not one per tap, and the hook's
+    // own parallel loops (the Gram update) start from a worker.
+    let (_, model) = random_vggs().remove(0);
+    let mut taps = 0;
+    model
+        .forward_with_samples(&random_input(&model, 2, 1), |_, _| {
+            assert!(rayon::current_thread_index().is_some(), "the hook runs on a worker of the pool");
+            taps += 1;
+            Ok::<_, sq_models::Error>(())
+        })
+        .unwrap();
+    assert_eq!(taps, tap_points(&model).len());
+    assert!(rayon::current_thread_index().is_none(), "the test itself runs outside the pool");
+}
+
+#[test]
 fn an_error_from_the_hook_stops_the_pass() {
     let (_, model) = random_vggs().remove(0);
     let mut calls = 0;
