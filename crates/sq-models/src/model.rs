@@ -275,7 +275,9 @@ impl Model {
     /// (BatchNorm, ReLU, max-pool, dropout) are not shown: they are fused
     /// into the step that precedes them. Every [`Link::tap`] is a tap point,
     /// so this is all that statistics capture needs. The first error the
-    /// hook returns stops the pass and is returned.
+    /// hook returns stops the pass and is returned. On the execution plan
+    /// the hook runs on a worker of rayon's global pool, like the pass
+    /// itself (hence `Send`), so its own parallel loops start from there.
     pub fn forward_with<E, F>(&self, x: &Tensor, mut hook: F) -> std::result::Result<Tensor, E>
     where
         E: From<Error> + Send,

@@ -219,11 +219,16 @@ impl Plan {
     /// outside it then hands over and waits once per pass instead of once
     /// per step.
     pub(crate) fn run(&self, flow: PlanFlow, range: Range<usize>) -> PlanFlow {
-        debug_assert!(self.is_boundary(range.start) && self.is_boundary(range.end));
-        let first = self.steps.partition_point(|s| s.layers.start < range.start);
-        let steps = self.steps[first..].iter().take_while(|s| s.layers.start < range.end);
+        let steps = self.steps_in(range);
         let pass = move || steps.fold(flow, |flow, step| step.run(flow));
         rayon::scope(|_| pass())
+    }
+
+    /// The steps covering `range`, whose ends are boundaries.
+    fn steps_in(&self, range: Range<usize>) -> impl Iterator<Item = &Step> + Send {
+        debug_assert!(self.is_boundary(range.start) && self.is_boundary(range.end));
+        let first = self.steps.partition_point(|s| s.layers.start < range.start);
+        self.steps[first..].iter().take_while(move |s| s.layers.start < range.end)
     }
 
     /// Like [`Plan::run`], calling `hook(i, input)` before every tap point
@@ -236,8 +241,7 @@ impl Plan {
         range: Range<usize>,
         mut hook: impl FnMut(usize, &Activation) -> std::result::Result<(), E> + Send,
     ) -> std::result::Result<PlanFlow, E> {
-        let first = self.steps.partition_point(|s| s.layers.start < range.start);
-        let steps = self.steps[first..].iter().take_while(|s| s.layers.start < range.end);
+        let steps = self.steps_in(range);
         let pass = move || {
             let mut flow = x;
             for step in steps {
