@@ -68,6 +68,10 @@ pub struct InterruptError(String);
 /// (it takes microseconds), so the targets of an
 /// [`OutputSet`](crate::OutputSet) are all old or all new.
 ///
+/// It also ignores `SIGXFSZ`, so that a write past a file-size limit
+/// (`ulimit -f`) fails with an error, which removes the temporary file,
+/// instead of killing the process and leaving it behind.
+///
 /// Meant for binaries, once at start-up; calling it again is a no-op that
 /// returns the first call's result. Libraries never install it themselves:
 /// without it, a signal kills the process the default way and may leave a
@@ -76,6 +80,11 @@ pub fn remove_outputs_on_interrupt() -> Result<(), InterruptError> {
     static INSTALLED: OnceLock<Result<(), InterruptError>> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
+            #[cfg(unix)]
+            // SAFETY: setting a signal's disposition to "ignore" installs no handler code.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
             ctrlc::set_handler(|| {
                 // Keep the lock until the process is gone, so that no other
                 // thread can create a temporary file or commit afterwards.

@@ -1,4 +1,10 @@
-//! Atomic output files: every file squeeze writes (checkpoints, statistics,
+//! The files squeeze reads and writes.
+//!
+//! **Inputs** are bounded ([`read_input`], [`read_safetensors`]): a regular
+//! file, checked before it is opened, read with a size cap; JSON is parsed
+//! strictly ([`parse_json`]: a key named twice is an error).
+//!
+//! **Outputs** are atomic: every file squeeze writes (checkpoints, statistics,
 //! manifests, reports, plots) goes through [`write_atomic`] or, when one
 //! command writes several files, an [`OutputSet`], so that a crash, a full
 //! disk, an error halfway or a Ctrl-C leaves the previous files (or none),
@@ -48,19 +54,36 @@
 //!   locked while a set commits, so an interrupt lands either before the
 //!   commit (nothing written) or after it (everything written).
 //!
-//! What cannot be promised: a `SIGKILL` or a power cut while a file is being
-//! staged leaves its `.NAME.XXXXXX.tmp` file behind (the target itself is
-//! still intact), and the whole file is built in memory first (squeeze's
-//! outputs are at most tens of megabytes).
+//! * **Existing targets**: replaced ([`Existing::Replace`]) or kept, the
+//!   whole commit failing ([`Existing::Keep`]: each target is created by an
+//!   atomic no-replace rename, so two runs writing the same new output
+//!   never silently replace each other's file). A target that is a FIFO, a
+//!   device or a directory is never replaced.
+//! * **Failed writes** (a full disk, an I/O error, a file-size limit) remove
+//!   the temporary file; [`remove_outputs_on_interrupt`] also turns
+//!   `SIGXFSZ` (a `ulimit -f` exceeded) from a kill into such an error.
+//! * **Leftovers**: temporary files are named `.NAME.sqPID.XXXXXX.tmp`; a
+//!   `SIGKILL` or a power cut while a file is being staged leaves one behind
+//!   (the target itself is intact), and the next run that writes `NAME`
+//!   removes it once process `PID` is gone ([`remove_leftovers`]).
+//!
+//! What cannot be promised: the whole file is built in memory first
+//! (squeeze's outputs are at most tens of megabytes).
 #![deny(missing_docs)]
 
+mod input;
 mod interrupt;
+mod json;
+mod leftovers;
 mod output_set;
 
 use std::path::{Path, PathBuf};
 
+pub use input::{check_input, open_input, read_input, read_safetensors, Cap};
 pub use interrupt::{remove_outputs_on_interrupt, InterruptError, INTERRUPTED_EXIT_CODE};
-pub use output_set::OutputSet;
+pub use json::parse_json;
+pub use leftovers::remove_leftovers;
+pub use output_set::{Existing, OutputSet};
 
 /// Why an output file could not be written; names the file. The
 /// underlying failure is the error's [`source`](std::error::Error::source).
@@ -86,9 +109,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Checks up front, before any long work, that `path` can be written:
-/// it names a file (not a directory), its directory exists, and a new file
-/// can be created there (it is not read-only or full). Nothing stays on
-/// disk: the probe is an empty temporary file, removed at once.
+/// it names a file (not a directory, FIFO or device, nor a link to one),
+/// its directory exists, and a new file can be created there (it is not
+/// read-only or full). Nothing stays on disk: the probe is an empty
+/// temporary file, removed at once.
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
@@ -109,8 +133,11 @@ pub fn check_writable(path: &Path) -> Result<()> {
         Ok(meta) if !meta.is_dir() => return Err(error(format!("{} is not a directory", dir.display()))),
         Ok(_) => {}
     }
-    if std::fs::metadata(path).is_ok_and(|meta| meta.is_dir()) {
-        return Err(error("it is a directory".into()));
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            let kind = input::kind_of(&meta.file_type());
+            return Err(error(format!("it is {kind}, not a regular file: squeeze never replaces one")));
+        }
     }
     let mut probe = OutputSet::new();
     probe.stage(path, b"")

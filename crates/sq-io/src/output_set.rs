@@ -16,7 +16,24 @@ use crate::{parent_dir, Error, Result};
 pub struct OutputSet {
     /// Entry in the process-wide log of temporary files.
     id: u64,
+    existing: Existing,
     staged: Vec<Staged>,
+    /// Temporary files of killed earlier runs, removed while staging.
+    leftovers: Vec<PathBuf>,
+}
+
+/// What [`OutputSet::commit`] does with a target that exists when it is
+/// renamed into place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Existing {
+    /// Replace it (a regular file, or a symbolic link, which is replaced
+    /// itself; what it points to is left alone).
+    #[default]
+    Replace,
+    /// Keep it and fail the whole commit: the target is created exclusively
+    /// (an atomic no-replace rename), so a file that another process created
+    /// meanwhile is never silently replaced.
+    Keep,
 }
 
 /// One complete temporary file waiting to be renamed over its target.
@@ -44,9 +61,20 @@ impl Default for OutputSet {
 }
 
 impl OutputSet {
-    /// An empty set.
+    /// An empty set whose commit replaces existing targets ([`Existing::Replace`]).
     pub fn new() -> Self {
-        Self { id: log().open(), staged: Vec::new() }
+        Self::with_existing(Existing::Replace)
+    }
+
+    /// An empty set whose commit treats existing targets as `existing` says.
+    pub fn with_existing(existing: Existing) -> Self {
+        Self { id: log().open(), existing, staged: Vec::new(), leftovers: Vec::new() }
+    }
+
+    /// Temporary files that killed earlier runs had left beside the targets,
+    /// removed while staging ([`remove_leftovers`](crate::remove_leftovers)).
+    pub fn leftovers_removed(&self) -> &[PathBuf] {
+        &self.leftovers
     }
 
     /// The targets staged so far, in order.
@@ -56,7 +84,8 @@ impl OutputSet {
 
     /// Writes `bytes` to a new temporary file beside `path` (created
     /// exclusively, flushed to disk, mode `0644`); `path` itself is not
-    /// touched until [`commit`](Self::commit).
+    /// touched until [`commit`](Self::commit). Temporary files of `path`
+    /// that killed runs left behind are removed first.
     ///
     /// # Errors
     ///
@@ -68,12 +97,13 @@ impl OutputSet {
         if self.staged.iter().any(|s| s.target == path) {
             return Err(error(std::io::Error::other("the same file is written twice by one command")));
         }
+        self.leftovers.extend(crate::remove_leftovers(path));
         let mut tmp = {
             // Created and logged under one lock: an interrupt finds the file
             // either not yet created or already logged for removal.
             let mut log = log();
             let tmp = tempfile::Builder::new()
-                .prefix(&format!(".{}.", name.to_string_lossy()))
+                .prefix(&crate::leftovers::prefix(name))
                 .suffix(".tmp")
                 .tempfile_in(parent_dir(path))
                 .map_err(error)?;
@@ -92,9 +122,12 @@ impl OutputSet {
     ///
     /// # Errors
     ///
-    /// If a rename fails: the renames already done are undone (new targets
-    /// removed, replaced ones restored from a hard-link backup), every
-    /// temporary file is removed, and the error names the file that failed.
+    /// If a target exists and is not a regular file or a symbolic link (a
+    /// FIFO, a device, a directory), or exists at all under
+    /// [`Existing::Keep`], or a rename fails: the renames already done are
+    /// undone (new targets removed, replaced ones restored from a hard-link
+    /// backup), every temporary file is removed, and the error names the
+    /// file that failed.
     pub fn commit(mut self) -> Result<()> {
         let staged = std::mem::take(&mut self.staged);
         // Backups only serve to roll back a *later* failure.
@@ -104,11 +137,25 @@ impl OutputSet {
         let mut done: Vec<Undo> = Vec::with_capacity(staged.len());
         let mut failure = None;
         for Staged { target, temp } in staged {
-            let existed = std::fs::symlink_metadata(&target).is_ok();
+            let existed = match replaceable(&target, self.existing) {
+                Ok(existed) => existed,
+                Err(source) => {
+                    failure = Some(Error { path: target, source });
+                    break;
+                }
+            };
             let backup = if existed && backups_needed { backup_of(&target) } else { None };
-            if let Err(e) = temp.persist(&target) {
+            let persisted = match self.existing {
+                Existing::Replace => temp.persist(&target),
+                Existing::Keep => temp.persist_noclobber(&target),
+            };
+            if let Err(e) = persisted {
                 // `e.path` is dropped here, which removes the temporary file.
-                failure = Some(Error { path: target, source: e.error });
+                let source = match e.error.kind() {
+                    std::io::ErrorKind::AlreadyExists if self.existing == Existing::Keep => appeared(),
+                    _ => e.error,
+                };
+                failure = Some(Error { path: target, source });
                 break;
             }
             done.push(match backup {
@@ -160,12 +207,34 @@ impl Drop for OutputSet {
     }
 }
 
+/// Whether `target` exists now, or why it may not be replaced.
+fn replaceable(target: &Path, existing: Existing) -> std::io::Result<bool> {
+    let Ok(meta) = std::fs::symlink_metadata(target) else { return Ok(false) };
+    if existing == Existing::Keep {
+        return Err(appeared());
+    }
+    let file_type = meta.file_type();
+    if !(file_type.is_file() || file_type.is_symlink()) {
+        let kind = crate::input::kind_of(&file_type);
+        return Err(std::io::Error::other(format!("it is {kind}, not a regular file: squeeze never replaces one")));
+    }
+    Ok(true)
+}
+
+/// The error of a target that another process created while the command ran.
+fn appeared() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "the file was created by something else while this command ran (another run writing the same output?); \
+         it was kept and nothing was written",
+    )
+}
+
 /// A fresh hard link to `target`'s current content beside it, or `None`
 /// where the file system has no hard links (or `target` is not a file).
 fn backup_of(target: &Path) -> Option<TempPath> {
-    let name = target.file_name()?.to_string_lossy().into_owned();
     tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(&crate::leftovers::prefix(target.file_name()?))
         .suffix(".bak")
         .make_in(parent_dir(target), |path| std::fs::hard_link(target, path))
         .ok()

@@ -155,3 +155,89 @@ fn ctrl_c_while_staging_removes_the_temporary_file() {
     assert_eq!(entries(dir.path()), ["model.json"]);
     assert_eq!(std::fs::read(dir.path().join("model.json")).unwrap(), b"previous");
 }
+
+#[test]
+fn a_set_that_keeps_existing_targets_refuses_one_created_meanwhile_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, manifest) = (dir.path().join("m.safetensors"), dir.path().join("m.json"));
+    let mut set = sq_io::OutputSet::with_existing(sq_io::Existing::Keep);
+    set.stage(&model, b"weights").unwrap();
+    set.stage(&manifest, b"{}").unwrap();
+    // Another run writes the manifest between this one's check and its commit.
+    std::fs::write(&manifest, b"the other run's manifest").unwrap();
+    let err = set.commit().unwrap_err();
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(text.contains("m.json") && text.contains("created by something else"), "{text}");
+    assert_eq!(std::fs::read(&manifest).unwrap(), b"the other run's manifest");
+    assert_eq!(entries(dir.path()), ["m.json"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_a_directory_as_target_is_never_replaced() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("out.onnx");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = sq_io::write_atomic(&fifo, b"onnx").unwrap_err();
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(text.contains("named pipe"), "{text}");
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(sq_io::check_writable(&fifo).is_err());
+    assert_eq!(entries(dir.path()), ["out.onnx"]);
+}
+
+#[test]
+fn temporary_files_of_killed_runs_are_removed_by_the_next_write_and_backups_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("model.json");
+    // Left by a run with a process id no live process has, and by this one.
+    let stale = dir.path().join(".model.json.sq4000000000.Ab12Cd.tmp");
+    let backup = dir.path().join(".model.json.sq4000000000.Ab12Cd.bak");
+    let live = dir.path().join(format!(".model.json.sq{}.Zz99Yy.tmp", std::process::id()));
+    let other = dir.path().join(".other.json.sq4000000000.Ab12Cd.tmp");
+    for path in [&stale, &backup, &live, &other] {
+        std::fs::write(path, b"x").unwrap();
+    }
+    let mut set = sq_io::OutputSet::new();
+    set.stage(&target, b"{}").unwrap();
+    assert_eq!(set.leftovers_removed(), std::slice::from_ref(&stale));
+    set.commit().unwrap();
+    assert!(!stale.exists());
+    for kept in [&backup, &live, &other] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_size_limit_fails_the_write_and_leaves_no_temporary_file() {
+    // In a child process: the limit and the ignored SIGXFSZ are its own.
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "file_size_limit_child", "--nocapture", "--test-threads=1"])
+        .env(SIZE_LIMIT_DIR, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success() && stdout.contains("sq-io-child-refused"), "{stdout}");
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+/// The environment variable that turns [`file_size_limit_child`] into the
+/// child process of [`a_file_size_limit_fails_the_write_and_leaves_no_temporary_file`].
+const SIZE_LIMIT_DIR: &str = "SQ_IO_SIZE_LIMIT_DIR";
+
+/// Run as a child process: a 64 KiB file-size limit, then a 1 MiB write.
+#[cfg(unix)]
+#[test]
+fn file_size_limit_child() {
+    let Some(dir) = std::env::var_os(SIZE_LIMIT_DIR) else { return };
+    sq_io::remove_outputs_on_interrupt().unwrap();
+    let limit = libc::rlimit { rlim_cur: 64 << 10, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads the struct it is given; no memory is shared.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &limit) }, 0);
+    let err = sq_io::write_atomic(&std::path::Path::new(&dir).join("big.bin"), &[0; 1 << 20]).unwrap_err();
+    assert!(err.to_string().contains("big.bin"), "{err}");
+    println!("sq-io-child-refused");
+}
