@@ -42,12 +42,16 @@ where
     let mut layers: Vec<LayerStats> =
         links.iter().map(|l| LayerStats::new(model.name(l.producer), l.shape.units(), l.shape.positions())).collect();
     let mut done = 0;
-    // The shard's identity: the input values in order, however they are batched.
+    // The shard's identity: the input values in order, however they are
+    // batched; and each image's, so that partly overlapping shards are known.
     let mut data = Sha256::new();
+    let mut images = Vec::new();
     for x in batches {
         let x = x?;
         let values = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
         data.update(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+        let per_image = values.len() / x.dims()[0].max(1);
+        images.extend(values.chunks(per_image.max(1)).map(crate::stats::image_fingerprint));
         model.forward_with_samples(&x, |i, input| {
             for (stats, _) in layers.iter_mut().zip(&links).filter(|(_, l)| l.tap == i) {
                 accumulate_samples(&mut stats.moments, input).map_err(|e| match e {
@@ -61,7 +65,7 @@ where
         progress(done);
     }
     let data: String = data.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Stats::new(layers).with_model(crate::stats::model_fingerprint(model)?).with_data(data))
+    Ok(Stats::new(layers).with_model(crate::stats::model_fingerprint(model)?).with_data(data).with_images(images))
 }
 
 /// Moments of the tensors read at the tap points `taps` of `model` (see
@@ -80,7 +84,7 @@ where
         model.forward_with_samples(&x?, |i, input| {
             for (m, _) in moments.iter_mut().zip(taps).filter(|(_, &t)| t == i) {
                 accumulate_samples(m, input).map_err(|e| match e {
-                    Error::Linalg(sq_linalg::Error::NonFinite) => Error::NonFinite { layer: model.name(i) },
+                    Error::Linalg(sq_linalg::Error::NonFinite) => Error::NonFiniteTap { layer: model.name(i) },
                     e => e,
                 })?;
             }

@@ -24,8 +24,15 @@ pub enum Error {
         /// The producer whose consumer's input is not finite.
         layer: String,
     },
+    /// The tensor a layer reads holds NaN or infinite values (a tap that
+    /// is not a producer's, such as a residual stream's reader).
+    #[error("the activations read by `{layer}` contain NaN or infinite values (the weights overflow float32 on these images)")]
+    NonFiniteTap {
+        /// The layer reading them.
+        layer: String,
+    },
     /// A tensor is neither `N x C x H x W` nor `N x F`, so it has no units.
-    #[error("cannot take unit statistics of a tensor of shape {0:?}")]
+    #[error("cannot take unit statistics of a tensor of shape {}", sq_models::dims_text(.0))]
     Rank(Vec<usize>),
     /// A frontier was given no calibration batches.
     #[error("no calibration batches to capture")]
@@ -41,6 +48,9 @@ pub enum Error {
     /// Two sets of statistics do not describe the same layers.
     #[error("cannot merge statistics: {0}")]
     Mismatch(String),
+    /// Statistics do not describe the model they are used with.
+    #[error("the statistics do not describe this model: {0}")]
+    WrongModel(String),
     /// A statistics file could not be read; the I/O error is the
     /// [`source`](std::error::Error::source).
     #[error("cannot read {}", path.display())]

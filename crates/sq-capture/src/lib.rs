@@ -54,4 +54,4 @@ mod stats;
 pub use accumulate::{accumulate, accumulate_samples, capture, capture_taps};
 pub use error::{Error, Result};
 pub use frontier::Frontier;
-pub use stats::{model_fingerprint, LayerStats, Stats};
+pub use stats::{image_fingerprint, model_fingerprint, LayerStats, Stats, MAX_STATS};

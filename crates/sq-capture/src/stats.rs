@@ -12,7 +12,17 @@ use sq_models::Model;
 use crate::error::{Error, Result};
 
 /// Format tag written into the metadata of statistics files.
-const FORMAT: &str = "squeeze-stats/1";
+const FORMAT: &str = "squeeze-stats/2";
+
+/// The format before files carried a checksum: refused with a word on why.
+const FORMAT_WITHOUT_CHECKSUM: &str = "squeeze-stats/1";
+
+/// The tensor of the image fingerprints (no layer tensor is without a `.`).
+const IMAGES: &str = "images";
+
+/// The largest statistics file [`Stats::load`] reads: 4 GiB (a 4096-unit
+/// layer's Gram matrix takes 128 MiB).
+pub const MAX_STATS: sq_io::Cap = sq_io::Cap { bytes: 4 << 30, what: "a statistics file" };
 
 /// The statistics of one producer's units, as its consumer reads them.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,19 +56,24 @@ impl LayerStats {
 /// order, whatever the batching; statistics built otherwise are known by a
 /// hash of their own numbers). Merging statistics of two different models,
 /// or two that share a shard — a file merged with itself or with a copy, or
-/// two captures of the same images — is an error.
+/// two captures of the same images — is an error. [`capture`](crate::capture)
+/// also records a fingerprint of every image, so that two captures that
+/// overlap in part (the first 200 and the first 300 images of a split)
+/// cannot be merged either.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
     layers: Vec<LayerStats>,
     model: Option<String>,
     shards: Vec<String>,
+    /// One fingerprint per image seen, ascending; empty when unknown.
+    images: Vec<u64>,
 }
 
 impl Stats {
     /// Wraps per-layer statistics (in network order), of unknown model,
     /// as one shard.
     pub fn new(layers: Vec<LayerStats>) -> Self {
-        let mut stats = Self { layers, model: None, shards: Vec::new() };
+        let mut stats = Self { layers, model: None, shards: Vec::new(), images: Vec::new() };
         stats.shards = vec![stats.content_fingerprint()];
         stats
     }
@@ -77,6 +92,20 @@ impl Stats {
         self
     }
 
+    /// Records a fingerprint of every image these statistics were captured
+    /// from (in any order; [`image_fingerprint`] of each), so that merging
+    /// them with statistics of any of the same images is refused.
+    pub fn with_images(mut self, mut fingerprints: Vec<u64>) -> Self {
+        fingerprints.sort_unstable();
+        self.images = fingerprints;
+        self
+    }
+
+    /// The fingerprints of the images seen, ascending (empty when unknown).
+    pub fn images(&self) -> &[u64] {
+        &self.images
+    }
+
     /// The [`model_fingerprint`] of the model these statistics were captured on, if recorded.
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
@@ -91,6 +120,29 @@ impl Stats {
     /// the same model have the same one.
     fn content_fingerprint(&self) -> String {
         let mut hash = Sha256::new();
+        self.hash_layers(&mut hash);
+        hex(&hash.finalize()[..16])
+    }
+
+    /// A hash of everything a file records, provenance included: a file
+    /// whose counts, shards or model were edited after it was written no
+    /// longer matches the checksum it carries.
+    fn checksum(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(FORMAT.as_bytes());
+        hash.update([0]);
+        hash.update(self.model.as_deref().unwrap_or("").as_bytes());
+        hash.update([0]);
+        for shard in &self.shards {
+            hash.update(shard.as_bytes());
+            hash.update([0]);
+        }
+        hash.update(self.images.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>());
+        self.hash_layers(&mut hash);
+        hex(&hash.finalize())
+    }
+
+    fn hash_layers(&self, hash: &mut Sha256) {
         for l in &self.layers {
             hash.update(l.name.as_bytes());
             hash.update([0]);
@@ -100,7 +152,6 @@ impl Stats {
             let values = l.moments.sum().iter().chain(gram.as_slice());
             hash.update(values.flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
         }
-        hex(&hash.finalize()[..16])
     }
 
     /// Checks that these statistics describe `model`: the same producers,
@@ -116,7 +167,7 @@ impl Stats {
             let show = |v: &[(String, usize, usize)]| {
                 v.iter().map(|(n, u, p)| format!("{n} ({u} units x {p} positions)")).collect::<Vec<_>>().join(", ")
             };
-            return Err(Error::Mismatch(format!(
+            return Err(Error::WrongModel(format!(
                 "the statistics describe {} but the model has {}",
                 show(&found),
                 show(&expected)
@@ -125,7 +176,7 @@ impl Stats {
         if let Some(recorded) = &self.model {
             let actual = model_fingerprint(model)?;
             if *recorded != actual {
-                return Err(Error::Mismatch(format!(
+                return Err(Error::WrongModel(format!(
                     "the statistics were captured on another model with the same layers (weights fingerprint {recorded}, this model's is {actual})"
                 )));
             }
@@ -171,7 +222,11 @@ impl Stats {
         }
         let names = |s: &Stats| s.layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
         if names(self) != names(other) {
-            return Err(Error::Mismatch(format!("layers {:?} vs {:?}", names(self), names(other))));
+            return Err(Error::Mismatch(format!(
+                "they describe different layers: {} and {}",
+                names(self).join(", "),
+                names(other).join(", ")
+            )));
         }
         for (a, b) in self.layers.iter_mut().zip(&other.layers) {
             if a.positions_per_image != b.positions_per_image || a.moments.dim() != b.moments.dim() {
@@ -185,11 +240,24 @@ impl Stats {
                 )));
             }
         }
+        let shared = shared_count(&self.images, &other.images);
+        if shared > 0 {
+            return Err(Error::Mismatch(format!(
+                "{shared} of their images were captured in both: merging would count them twice"
+            )));
+        }
         for (a, b) in self.layers.iter_mut().zip(&other.layers) {
             a.moments.merge(&b.moments)?;
         }
         self.model = self.model.take().or_else(|| other.model.clone());
         self.shards.extend(other.shards.iter().cloned());
+        if self.images.is_empty() || other.images.is_empty() {
+            // One side's images are unknown: so are the merged statistics'.
+            self.images.clear();
+        } else {
+            self.images.extend_from_slice(&other.images);
+            self.images.sort_unstable();
+        }
         Ok(())
     }
 
@@ -220,11 +288,16 @@ impl Stats {
                 Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data).map_err(format_err)?))
             })
             .collect::<Result<Vec<_>>>()?;
+        let image_bytes: Vec<u8> = self.images.iter().flat_map(|f| f.to_le_bytes()).collect();
+        if !self.images.is_empty() {
+            owned.push((IMAGES.to_string(), Dtype::U64, vec![self.images.len()], image_bytes));
+        }
         let order = self.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(",");
         let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("layers".to_string(), order),
             ("shards".to_string(), self.shards.join(",")),
+            ("checksum".to_string(), self.checksum()),
         ]);
         if let Some(model) = &self.model {
             metadata.insert("model".to_string(), model.clone());
@@ -234,10 +307,16 @@ impl Stats {
 
     /// Reads statistics written by [`Stats::save`], checking every number:
     /// NaN or infinity, a negative sum of squares, a sample count that is not
-    /// a positive whole number of images, or a layer listed twice is an
-    /// error naming the file and the tensor or layer.
+    /// a positive whole number of images, layers that saw different numbers
+    /// of images, a layer or shard listed twice, or a checksum that does not
+    /// match the contents (a file edited after it was written) is an error
+    /// naming the file and the tensor or layer. The file is read bounded
+    /// ([`sq_io::read_safetensors`], at most [`MAX_STATS`]).
     pub fn load(path: &Path) -> Result<Stats> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let bytes = sq_io::read_safetensors(path, MAX_STATS).map_err(|source| match source.kind() {
+            std::io::ErrorKind::InvalidData => Error::Format { path: path.into(), message: source.to_string() },
+            _ => Error::Io { path: path.into(), source },
+        })?;
         Self::from_bytes(&bytes, path)
     }
 
@@ -247,8 +326,15 @@ impl Stats {
         let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!("metadata `format` is not `{FORMAT}`")));
+        match meta.get("format").map(String::as_str) {
+            Some(FORMAT) => {}
+            Some(FORMAT_WITHOUT_CHECKSUM) => {
+                return Err(bad(format!(
+                    "written by an older squeeze (format `{FORMAT_WITHOUT_CHECKSUM}`, without a checksum); \
+                     capture the statistics again"
+                )))
+            }
+            _ => return Err(bad(format!("metadata `format` is not `{FORMAT}`: not a squeeze statistics file"))),
         }
         let order = meta.get("layers").ok_or_else(|| bad("metadata has no `layers`".into()))?;
         let tensor = |key: String, dtype: Dtype| -> Result<Vec<u8>> {
@@ -280,6 +366,9 @@ impl Stats {
                 }
             }
             let gram = Matrix::from_rows(n, n, gram_data).map_err(|e| bad(format!("{name}.gram: {e}")))?;
+            if (0..n).any(|i| (0..i).any(|j| gram[(i, j)] != gram[(j, i)])) {
+                return Err(bad(format!("tensor `{name}.gram` is not symmetric: not a sum of outer products")));
+            }
             if (0..n).any(|i| gram[(i, i)] < 0.0) {
                 return Err(bad(format!("tensor `{name}.gram` has a negative diagonal entry: not a sum of squares")));
             }
@@ -294,15 +383,51 @@ impl Stats {
             let moments = Moments::from_parts(count, sum, gram).map_err(|e| bad(format!("{name}: {e}")))?;
             layers.push(LayerStats { name: name.to_string(), positions_per_image: positions, moments });
         }
+        if let Some((first, other)) =
+            layers.iter().find_map(|l| (l.images() != layers[0].images()).then(|| (&layers[0], l)))
+        {
+            return Err(bad(format!(
+                "layer `{}` holds {} images but layer `{}` holds {}: every layer sees the same images",
+                first.name,
+                first.images(),
+                other.name,
+                other.images()
+            )));
+        }
         let model = meta.get("model").cloned();
-        let shards = match meta.get("shards") {
-            Some(list) => list.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-            None => Vec::new(),
+        let list = meta.get("shards").ok_or_else(|| bad("metadata has no `shards`".into()))?;
+        let shards: Vec<String> = list.split(',').map(str::to_owned).collect();
+        for (i, shard) in shards.iter().enumerate() {
+            if shard.is_empty() {
+                return Err(bad(format!("metadata `shards` = `{list}` names an empty shard")));
+            }
+            if shards[..i].contains(shard) {
+                return Err(bad(format!("metadata `shards` lists shard {shard} twice: its images would count twice")));
+            }
+        }
+        let images = match file.tensor(IMAGES) {
+            Err(_) => Vec::new(),
+            Ok(t) if t.dtype() == Dtype::U64 && t.shape().len() == 1 => {
+                t.data().chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+            }
+            Ok(_) => return Err(bad(format!("tensor `{IMAGES}` is not a list of U64 image fingerprints"))),
         };
-        let mut stats = Stats { layers, model, shards };
-        if stats.shards.is_empty() {
-            // A file without shard records is one shard, known by its numbers.
-            stats.shards = vec![stats.content_fingerprint()];
+        if let Some(layer) = layers.first().filter(|l| !images.is_empty() && l.images() != images.len() as u64) {
+            return Err(bad(format!(
+                "it records {} image fingerprints but its layers saw {} images",
+                images.len(),
+                layer.images()
+            )));
+        }
+        if images.windows(2).any(|w| w[0] > w[1]) {
+            return Err(bad(format!("tensor `{IMAGES}` is not in ascending order")));
+        }
+        let stats = Stats { layers, model, shards, images };
+        let recorded = meta.get("checksum").ok_or_else(|| bad("metadata has no `checksum`".into()))?;
+        if *recorded != stats.checksum() {
+            return Err(bad(
+                "its checksum does not match its contents: the file was changed after squeeze wrote it".into()
+            ));
         }
         Ok(stats)
     }
@@ -323,6 +448,30 @@ pub fn model_fingerprint(model: &Model) -> Result<String> {
         }
     }
     Ok(hex(&hash.finalize()[..16]))
+}
+
+/// A fingerprint of one preprocessed image: the first 8 bytes of the
+/// sha256 of its values (little-endian `f32`), as a number.
+pub fn image_fingerprint(values: &[f32]) -> u64 {
+    let digest = Sha256::digest(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    u64::from_le_bytes(digest[..8].try_into().expect("a sha256 digest has 32 bytes"))
+}
+
+/// How many entries two ascending lists share.
+fn shared_count(a: &[u64], b: &[u64]) -> usize {
+    let (mut i, mut j, mut shared) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    shared
 }
 
 fn hex(bytes: &[u8]) -> String {

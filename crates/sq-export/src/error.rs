@@ -65,7 +65,11 @@ pub enum Error {
         message: String,
     },
     /// An input tensor does not have the shape the runner was built for.
-    #[error("input of shape {found:?} does not match the runner's input {expected:?}")]
+    #[error(
+        "input of shape {} does not match the runner's input {}",
+        sq_models::dims_text(.found),
+        sq_models::dims_text(.expected)
+    )]
     Input {
         /// The shape the runner was optimised for, `N x C x H x W`.
         expected: Vec<usize>,

@@ -46,12 +46,14 @@ impl fmt::Display for Batch {
 impl FromStr for Batch {
     type Err = String;
 
-    /// Parses a positive integer or `dynamic`.
+    /// Parses a positive integer that fits ONNX's signed 64-bit dimension
+    /// field, or `dynamic`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "dynamic" => Ok(Batch::Dynamic),
             _ => match s.parse::<usize>() {
-                Ok(n) if n > 0 => Ok(Batch::Fixed(n)),
+                Ok(n) if n > 0 && i64::try_from(n).is_ok() => Ok(Batch::Fixed(n)),
+                Ok(n) if n > 0 => Err(format!("invalid batch `{s}`: ONNX dimensions are at most {}", i64::MAX)),
                 _ => Err(format!("invalid batch `{s}`: expected a positive integer or `dynamic`")),
             },
         }

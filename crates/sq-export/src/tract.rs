@@ -20,6 +20,9 @@ use tract_onnx::prelude::{
 
 use crate::error::{Error, Result};
 
+/// The largest ONNX file [`TractModel::load`] reads: 2 GiB, protobuf's own limit.
+pub const MAX_ONNX: sq_io::Cap = sq_io::Cap { bytes: 2 << 30, what: "an ONNX file" };
+
 /// An ONNX model optimised by tract for one batch size.
 pub struct TractModel {
     plan: TypedRunnableModel<TypedModel>,
@@ -35,7 +38,8 @@ impl TractModel {
     ///
     /// As [`TractModel::from_bytes`], naming `path`; [`Error::Read`] if it cannot be read.
     pub fn load(path: &Path, batch: usize) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        let bytes =
+            sq_io::read_input(path, MAX_ONNX).map_err(|source| Error::Read { path: path.to_owned(), source })?;
         Self::build(&bytes, batch, path.display().to_string())
     }
 

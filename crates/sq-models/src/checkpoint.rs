@@ -33,11 +33,22 @@ pub enum StorageDtype {
     F16,
 }
 
+/// The largest checkpoint [`load`] reads: 4 GiB, seven times torchvision's
+/// largest VGG in float32 (the whole file is held in memory).
+pub const MAX_CHECKPOINT: sq_io::Cap = sq_io::Cap { bytes: 4 << 30, what: "a checkpoint" };
+
 /// Loads a VGG or ResNet checkpoint. For a VGG, `arch` overrides the pool
 /// placement that is otherwise read from the gaps in torchvision's layer
 /// numbering; a ResNet's structure always follows from its keys.
+///
+/// The file is read bounded ([`sq_io::read_safetensors`]): a FIFO, a device
+/// or a directory is refused before it is opened, and a file larger than
+/// [`MAX_CHECKPOINT`] or longer than its header says before its data is read.
 pub fn load(path: &Path, arch: Option<&Arch>) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    let bytes = sq_io::read_safetensors(path, MAX_CHECKPOINT).map_err(|source| match source.kind() {
+        std::io::ErrorKind::InvalidData => Error::Safetensors { path: path.into(), message: source.to_string() },
+        _ => Error::Io { path: path.into(), source },
+    })?;
     load_bytes(&bytes, path, arch)
 }
 
@@ -246,7 +257,7 @@ impl Groups {
         let mut blocks: Vec<Block> = Vec::new();
         for (&index, params) in &self.features {
             let key = format!("features.{index}");
-            if params.contains_key("running_mean") {
+            if is_batch_norm(params) {
                 let var = self.get(params, &key, "running_var", 1)?;
                 if var.flatten_all()?.to_vec1::<f32>()?.iter().any(|&v| v < 0.0) {
                     return Err(self.layout_err(format!("{key}.running_var has negative entries: not a variance")));
@@ -272,8 +283,9 @@ impl Groups {
                 }
             } else {
                 let weight = self.get(params, &key, "weight", 4)?;
-                let bias = params.get("bias").cloned();
-                let conv = conv2d(weight, bias, 1).map_err(|e| self.layout_err(format!("{key}: {e}")))?;
+                // torchvision's VGG convolutions all have a bias: without it the model would run, wrongly.
+                let bias = self.get(params, &key, "bias", 1)?;
+                let conv = conv2d(weight, Some(bias), 1).map_err(|e| self.layout_err(format!("{key}: {e}")))?;
                 blocks.push(Block { start: index, end: index, conv, bn: None });
             }
         }
@@ -329,7 +341,7 @@ impl Groups {
         let mut keys = Vec::new();
         for (section, layers) in [("features", &self.features), ("classifier", &self.classifier)] {
             for (index, params) in layers {
-                let known: &[&str] = if section == "features" && params.contains_key("running_mean") {
+                let known: &[&str] = if section == "features" && is_batch_norm(params) {
                     &["weight", "bias", "running_mean", "running_var"]
                 } else {
                     &["weight", "bias"]
@@ -413,22 +425,28 @@ impl Groups {
                 return Err(self.layout_err(format!("{key} is the first classifier tensor; expected classifier.0")));
             }
             let weight = self.get(params, &key, "weight", 2)?;
-            let bias = params.get("bias").cloned();
-            if let Some(b) = &bias {
-                if b.dims() != [weight.dims()[0]] {
-                    return Err(Error::TensorShape {
-                        path: self.path.clone(),
-                        key: format!("{key}.bias"),
-                        expected: format!("[{}]", weight.dims()[0]),
-                        found: b.dims().to_vec(),
-                    });
-                }
+            // torchvision's classifier Linears all have a bias.
+            let bias = self.get(params, &key, "bias", 1)?;
+            if bias.dims() != [weight.dims()[0]] {
+                return Err(Error::TensorShape {
+                    path: self.path.clone(),
+                    key: format!("{key}.bias"),
+                    expected: weight.dims()[0].to_string(),
+                    found: bias.dims().to_vec(),
+                });
             }
-            layers.push(Layer::Linear(Linear::new(weight, bias)));
+            layers.push(Layer::Linear(Linear::new(weight, Some(bias))));
             next_index = Some(index + 1);
         }
         Ok(layers)
     }
+}
+
+/// Whether a layer's tensors are a BatchNorm's: it has running statistics
+/// (either one: a checkpoint missing the other is then reported as missing
+/// that tensor, not as holding unknown ones).
+fn is_batch_norm(params: &Params) -> bool {
+    params.contains_key("running_mean") || params.contains_key("running_var")
 }
 
 /// A conv, its optional BatchNorm, and the torchvision indices they span.

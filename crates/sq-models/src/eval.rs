@@ -36,16 +36,28 @@ impl Evaluation {
     }
 }
 
-/// The preprocessing `model` expects for `data`: normalisation from the
-/// checkpoint's metadata (`normalize_mean`, `normalize_std`) when present,
-/// else `fallback` (for example given by the user); padding from the image size and the
-/// model's input size.
-pub fn preprocess_for(model: &Model, data: &Dataset, fallback: Option<(Vec<f32>, Vec<f32>)>) -> Result<Preprocess> {
+/// The normalisation of `model`'s inputs, `(mean, std)`: from the
+/// checkpoint's metadata (`normalize_mean`, `normalize_std`), or `given`
+/// (for example by the user) for a checkpoint whose metadata has none.
+///
+/// # Errors
+///
+/// [`Error::NoNormalization`] if neither has one; [`Error::NormalizationTwice`]
+/// if both do: the one given would be ignored.
+pub fn normalization(model: &Model, given: Option<(Vec<f32>, Vec<f32>)>) -> Result<(Vec<f32>, Vec<f32>)> {
     let meta: HashMap<String, String> = model.metadata().clone().into_iter().collect();
-    let (mean, std) = match Preprocess::from_metadata(&meta)?.or(fallback) {
-        Some(stats) => stats,
-        None => return Err(Error::NoNormalization),
-    };
+    match (Preprocess::from_metadata(&meta)?, given) {
+        (Some((mean, std)), Some(_)) => Err(Error::NormalizationTwice { mean, std }),
+        (Some(stats), None) | (None, Some(stats)) => Ok(stats),
+        (None, None) => Err(Error::NoNormalization),
+    }
+}
+
+/// The preprocessing `model` expects for `data`: the [`normalization`]
+/// of its metadata or `given`, and padding from the image size to the
+/// model's input size.
+pub fn preprocess_for(model: &Model, data: &Dataset, given: Option<(Vec<f32>, Vec<f32>)>) -> Result<Preprocess> {
+    let (mean, std) = normalization(model, given)?;
     let classes = model.output_shape().units();
     if classes != data.num_classes() {
         return Err(Error::Mismatch {
@@ -66,18 +78,27 @@ pub fn preprocess_for(model: &Model, data: &Dataset, fallback: Option<(Vec<f32>,
             found: vec![c, h, w],
         });
     }
+    check_padding((h, w), (mh, mw), &format!("{}'s images", data.name()))?;
+    Ok(Preprocess::new(mean, std, (h, w), (mh, mw))?)
+}
+
+/// Checks that images of `image_hw` (described as `images` in the error)
+/// reach the model's input `input_hw` with a plausible border: at most
+/// max(2, side/8) pixels a side. More means the model was trained on
+/// other images, and padding would only hide that.
+pub fn check_padding(image_hw: (usize, usize), input_hw: (usize, usize), images: &str) -> Result<()> {
+    let ((h, w), (mh, mw)) = (image_hw, input_hw);
     let pads = [mh.checked_sub(h), mw.checked_sub(w)];
     if pads.iter().any(|pad| pad.is_some_and(|pad| pad / 2 > max_pad(h.min(w)))) {
         return Err(Error::Mismatch {
             message: format!(
-                "the model's input is {mh}x{mw} (implied by its first classifier layer's input features) but {}'s images are {h}x{w}: \
+                "the model's input is {mh}x{mw} (implied by its first classifier layer's input features) but {images} are {h}x{w}: \
                  padding them would add more than {} pixels a side, so the model was not trained on these images",
-                data.name(),
                 max_pad(h.min(w))
             ),
         });
     }
-    Ok(Preprocess::new(mean, std, (h, w), (mh, mw))?)
+    Ok(())
 }
 
 /// The widest border [`preprocess_for`] adds to each side of an image of
@@ -138,38 +159,42 @@ pub struct Fidelity {
 }
 
 /// Runs `model` and `reference` over all of `data` in batches of `batch`
-/// images and compares their outputs ([`Fidelity`]). `progress` is called
-/// with the number of images done after every batch.
+/// images, each preprocessed its own way (`pre` for `model`,
+/// `reference_pre` for `reference`: a squeezed model and its original may
+/// record different normalisations), and compares their outputs
+/// ([`Fidelity`]). `progress` is called with the number of images done
+/// after every batch.
+///
+/// # Errors
+///
+/// [`Error::Mismatch`] before any image is run if the two models' outputs
+/// differ in size or `data` is empty.
 pub fn fidelity(
     model: &Model,
     reference: &Model,
     data: &Dataset,
-    pre: &Preprocess,
+    (pre, reference_pre): (&Preprocess, &Preprocess),
     batch: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<Fidelity> {
     if data.is_empty() {
         return Err(Error::Mismatch { message: format!("{} has no images to compare on", data.name()) });
     }
+    let (outputs, reference_outputs) = (model.output_shape().units(), reference.output_shape().units());
+    if outputs != reference_outputs {
+        return Err(Error::Mismatch {
+            message: format!("the model has {outputs} outputs but the reference has {reference_outputs}"),
+        });
+    }
     let (mut agree, mut kl, mut done) = (0usize, 0.0f64, 0usize);
-    for x in pre.batches(data, batch) {
-        let x = x?;
+    for (x, x_reference) in pre.batches(data, batch).zip(reference_pre.batches(data, batch)) {
         // A non-finite output is named by its index in the whole dataset.
         let at_done = |e: Error| match e {
             Error::NonFiniteOutput { image } => Error::NonFiniteOutput { image: done + image },
             e => e,
         };
-        let p = log_softmax(&reference.forward(&x)?).map_err(at_done)?;
-        let q = log_softmax(&model.forward(&x)?).map_err(at_done)?;
-        if p.first().map(Vec::len) != q.first().map(Vec::len) {
-            return Err(Error::Mismatch {
-                message: format!(
-                    "the models have {:?} and {:?} outputs",
-                    p.first().map(Vec::len),
-                    q.first().map(Vec::len)
-                ),
-            });
-        }
+        let p = log_softmax(&reference.forward(&x_reference?)?).map_err(at_done)?;
+        let q = log_softmax(&model.forward(&x?)?).map_err(at_done)?;
         agree += p.iter().zip(&q).filter(|(p, q)| argmax(p) == argmax(q)).count();
         kl += kl_sum(&p, &q);
         done += p.len();

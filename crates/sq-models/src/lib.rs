@@ -68,7 +68,7 @@ pub mod transform;
 mod vgg;
 
 pub use cost::LayerCost;
-pub use error::{Error, Result};
+pub use error::{dims_text, Error, Result};
 pub use layer::{conv2d, strided_conv2d, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear, Shortcut};
 pub use model::{ActShape, Flow, Link, Model};
 pub use resnet::{BlockKind, ResNetArch};

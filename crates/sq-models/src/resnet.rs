@@ -245,6 +245,7 @@ pub(crate) fn from_tensors(
         while reader.has_prefix(&format!("layer{stage}.{block}.")) {
             let name = format!("layer{stage}.{block}");
             let stride = if stage > 1 && block == 0 { 2 } else { 1 };
+            let block_in = last_conv_channels(&layers);
             layers.push(Layer::Fork);
             for k in 1..=kind.convs() {
                 let conv_name = format!("{name}.conv{k}");
@@ -271,6 +272,10 @@ pub(crate) fn from_tensors(
                     unreachable!("Reader::bn returns a BatchNorm")
                 };
                 Shortcut::Projection { conv, bn }
+            } else if stride != 1 || last_conv_channels(&layers) != block_in {
+                // An identity shortcut cannot add a strided or wider body to
+                // the block's input: the projection's tensors are missing.
+                return Err(Error::MissingTensor { path: path.into(), key: format!("{name}.downsample.0.weight") });
             } else {
                 Shortcut::Identity
             };
@@ -288,13 +293,14 @@ pub(crate) fn from_tensors(
     }
     layers.extend([Layer::GlobalAvgPool, Layer::Flatten]);
     let fc = reader.take("fc.weight", 2)?;
-    let bias = reader.tensors.remove("fc.bias");
+    // torchvision's `fc` has a bias: without it the model would run, wrongly.
+    let bias = Some(reader.take("fc.bias", 1)?);
     if let Some(b) = &bias {
         if b.dims() != [fc.dims()[0]] {
             return Err(Error::TensorShape {
                 path: path.into(),
                 key: "fc.bias".into(),
-                expected: format!("[{}]", fc.dims()[0]),
+                expected: fc.dims()[0].to_string(),
                 found: b.dims().to_vec(),
             });
         }
@@ -308,6 +314,15 @@ pub(crate) fn from_tensors(
     let (h, w) = input_side(&metadata).unwrap_or((default_side, default_side));
     let input = ActShape::Map { c: in_channels, h, w };
     Model::new(input, layers, metadata).map_err(|e| Error::Layout { path: path.into(), message: e.to_string() })
+}
+
+/// The output channels of the last convolution in `layers` (0 if none).
+fn last_conv_channels(layers: &[Layer]) -> usize {
+    layers
+        .iter()
+        .rev()
+        .find_map(|l| if let Layer::Conv2d(conv) = l { Some(conv.weight().dims()[0]) } else { None })
+        .unwrap_or(0)
 }
 
 /// The input side from the checkpoint's `input` metadata (`1x32x32 ...`).

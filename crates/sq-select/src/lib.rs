@@ -77,5 +77,5 @@ pub use budget::{keep_count, Budget, Tau};
 pub use covariance::{explained_output_variance, explained_variance, retained_fraction, retained_output_fraction};
 pub use elimination::{elimination_order, Removal};
 pub use error::{Error, LayerDefect, Result};
-pub use selection::{select_layer, LayerSelection, Selection};
+pub use selection::{select_layer, LayerSelection, Selection, MAX_SELECTION};
 pub use strategy::{eliminate_for_output, select_units, Strategy};

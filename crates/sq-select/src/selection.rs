@@ -12,6 +12,9 @@ use crate::covariance::retained_fraction;
 use crate::error::{Error, LayerDefect, Result};
 use crate::strategy::{select_units, Strategy};
 
+/// The largest selection file [`Selection::load`] reads: 256 MiB of JSON.
+pub const MAX_SELECTION: sq_io::Cap = sq_io::Cap { bytes: 256 << 20, what: "a selection file" };
+
 /// Chooses the units one layer keeps: resolves `budget` to `k` with
 /// [`keep_count`], picks them with [`select_units`] and records the fraction
 /// of the layer's variance they explain. `l1_norms` is as for
@@ -214,7 +217,12 @@ impl Selection {
     /// name the file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let json = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        let json =
+            sq_io::read_input(path, MAX_SELECTION).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        let json = String::from_utf8(json).map_err(|e| Error::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+        })?;
         Self::from_json(&json).map_err(|source| Error::Load { path: path.to_owned(), source: Box::new(source) })
     }
 }

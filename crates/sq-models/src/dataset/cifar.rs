@@ -44,7 +44,7 @@ pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, Data
     for &file in files {
         let path = locate(file, vec![dir.join(file), dir.join(SUBDIR).join(file)])?;
         let io_error = |source| DatasetError::Io { path: path.clone(), source };
-        let len = std::fs::metadata(&path).map_err(io_error)?.len();
+        let len = sq_io::check_input(&path).map_err(io_error)?;
         if len > MAX_DATA_BYTES {
             let reason = format!("{len} bytes is more than the {MAX_DATA_BYTES} a dataset file may hold");
             return Err(DatasetError::Shape { path, reason });
@@ -52,7 +52,8 @@ pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, Data
         if len == 0 {
             return Err(DatasetError::Shape { path, reason: "the file is empty: it holds no images".into() });
         }
-        let bytes = std::fs::read(&path).map_err(io_error)?;
+        let cap = sq_io::Cap { bytes: MAX_DATA_BYTES, what: "a dataset file" };
+        let bytes = sq_io::read_input(&path, cap).map_err(io_error)?;
         if bytes.len() % RECORD != 0 {
             return Err(DatasetError::CifarSize { path, len: bytes.len(), record: RECORD });
         }

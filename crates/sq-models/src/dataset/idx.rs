@@ -7,7 +7,6 @@
 //! files one (count). Files may be gzip-compressed, as they are distributed;
 //! compression is recognised by its magic bytes, whatever the file's name.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -72,8 +71,7 @@ fn find(dir: &Path, file: &'static str) -> Result<PathBuf, DatasetError> {
 /// against the header, and returns the dimensions and the data.
 fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<([usize; D], Vec<u8>), DatasetError> {
     let io_error = |source| DatasetError::Io { path: path.to_owned(), source };
-    let (mut reader, compressed) = open(path)?;
-    let file_len = std::fs::metadata(path).map_err(io_error)?.len();
+    let (mut reader, compressed, file_len) = open(path)?;
 
     let header_len = 4 * (1 + D as u64);
     let mut header = Vec::with_capacity(4 * (1 + D));
@@ -97,13 +95,17 @@ fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<(
         return Err(shape("the header says it holds no items".into()));
     }
     if dims[1..].contains(&0) {
-        return Err(shape(format!("the header gives items of shape {:?}, with a zero side", &dims[1..])));
+        return Err(shape(format!(
+            "the header gives items of shape {}, with a zero side",
+            crate::dims_text(&dims[1..])
+        )));
     }
 
     let data_len = dims.iter().fold(1u64, |len, &dim| len.saturating_mul(dim as u64));
     if data_len > MAX_DATA_BYTES {
         return Err(shape(format!(
-            "the header claims {data_len} bytes of data (dimensions {dims:?}), more than the {MAX_DATA_BYTES} a dataset file may hold"
+            "the header claims {data_len} bytes of data (dimensions {}), more than the {MAX_DATA_BYTES} a dataset file may hold",
+            crate::dims_text(&dims)
         )));
     }
     // Deflate expands at most 1032:1, so a file of `len` bytes can never
@@ -127,14 +129,15 @@ fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<(
     }
 }
 
-/// Opens `path` for reading, decompressing it if it starts with the gzip
-/// magic bytes (then the flag is true).
-fn open(path: &Path) -> Result<(Box<dyn Read>, bool), DatasetError> {
+/// Opens the regular file `path` for reading, decompressing it if it starts
+/// with the gzip magic bytes (then the flag is true); also returns its length.
+fn open(path: &Path) -> Result<(Box<dyn Read>, bool, u64), DatasetError> {
     let io_error = |source| DatasetError::Io { path: path.to_owned(), source };
-    let mut reader = BufReader::new(File::open(path).map_err(io_error)?);
+    let (file, len) = sq_io::open_input(path).map_err(io_error)?;
+    let mut reader = BufReader::new(file);
     if reader.fill_buf().map_err(io_error)?.starts_with(&GZIP_MAGIC) {
-        Ok((Box::new(MultiGzDecoder::new(reader)), true))
+        Ok((Box::new(MultiGzDecoder::new(reader)), true, len))
     } else {
-        Ok((Box::new(reader), false))
+        Ok((Box::new(reader), false, len))
     }
 }

@@ -30,7 +30,7 @@ mod cifar;
 mod idx;
 mod preprocess;
 
-pub use preprocess::{MeanStd, Preprocess, PreprocessError};
+pub use preprocess::{MeanStd, Preprocess, PreprocessError, MAX_NORMALIZED};
 
 use std::fmt;
 use std::ops::Range;
@@ -361,10 +361,11 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
-/// The first of `candidates` that is a file, or [`DatasetError::MissingFile`]
-/// naming `file` and every candidate.
+/// The first of `candidates` that exists, or [`DatasetError::MissingFile`]
+/// naming `file` and every candidate. One that is not a regular file (a
+/// FIFO, a directory) is found too, and refused by name when it is read.
 fn locate(file: &'static str, candidates: Vec<PathBuf>) -> Result<PathBuf, DatasetError> {
-    if let Some(found) = candidates.iter().find(|path| path.is_file()) {
+    if let Some(found) = candidates.iter().find(|path| path.exists()) {
         return Ok(found.clone());
     }
     Err(DatasetError::MissingFile { file, tried: candidates })

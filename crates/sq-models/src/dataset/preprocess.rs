@@ -89,6 +89,10 @@ impl Preprocess {
             if !m.is_finite() || !s.is_finite() || s <= 0.0 {
                 return Err(PreprocessError::InvalidStats { channel, mean: m, std: s });
             }
+            let largest = ((0.0 - m) / s).abs().max(((1.0 - m) / s).abs());
+            if largest > MAX_NORMALIZED {
+                return Err(PreprocessError::ExtremeStats { channel, mean: m, std: s, largest });
+            }
             lut.push(std::array::from_fn(|p| (p as f32 / 255.0 - m) / s));
         }
         Ok(Self { mean, std, pad, lut })
@@ -192,6 +196,10 @@ impl fmt::Debug for Preprocess {
     }
 }
 
+/// The largest normalised pixel value, in absolute value, that
+/// [`Preprocess::with_pad`] accepts: common normalisations stay below 3.
+pub const MAX_NORMALIZED: f32 = 1e4;
+
 /// Parses `value`, the metadata entry `key`, as a list of numbers.
 fn parse_values(key: &'static str, value: &str) -> Result<Vec<f32>, PreprocessError> {
     let bad = || PreprocessError::BadMetadata { key, value: value.to_owned() };
@@ -222,6 +230,23 @@ pub enum PreprocessError {
         mean: f32,
         /// Its std.
         std: f32,
+    },
+    /// A mean and std that map pixels in `[0, 1]` to values larger than
+    /// [`MAX_NORMALIZED`]: no trained network reads such inputs, and they
+    /// would overflow its activations.
+    #[error(
+        "normalisation of channel {channel} (mean {mean}, std {std}) maps pixels to values as large as {largest:e}, \
+         more than the {MAX_NORMALIZED:e} a trained network reads: mean and std are in units of the pixel range [0, 1]"
+    )]
+    ExtremeStats {
+        /// The channel.
+        channel: usize,
+        /// Its mean.
+        mean: f32,
+        /// Its std.
+        std: f32,
+        /// The largest normalised pixel value, in absolute value.
+        largest: f32,
     },
     /// The model's input is smaller than the images.
     #[error(
