@@ -133,6 +133,101 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Checks, before any work, that these settings fit `model` and that
+    /// every one of them has an effect: a setting that would be ignored in
+    /// this combination is an error, so that what a manifest records is
+    /// what was done. Messages name the settings as the command line's flags do.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] for the output objective without the
+    /// eliminate strategy, `repair` or `target original` in one-pass mode,
+    /// `target original` without compensation, a stream budget for a model
+    /// without residual streams or whose per-layer widths already give every
+    /// stream its width, settings that residual streams do not follow (a
+    /// stream is always squeezed sequentially, on the input objective, by
+    /// eliminate or qr, reconstructing its current input), a stream width or
+    /// a rounding that leaves every unit in place;
+    /// [`check_widths`](crate::check_widths)'s errors for per-layer widths
+    /// (an empty map is taken as a placeholder for widths a global budget
+    /// allocates later, and not checked).
+    pub fn check(&self, model: &Model) -> Result<()> {
+        let unsupported = |message: &str| Err(Error::Unsupported(message.to_owned()));
+        if self.objective == Objective::Output && self.strategy != Strategy::Eliminate {
+            return Err(Error::Unsupported(format!(
+                "the output objective needs the eliminate strategy, not {}",
+                self.strategy
+            )));
+        }
+        if self.mode == Mode::OnePass && self.repair {
+            return unsupported(
+                "--repair needs --mode sequential: in one-pass mode every statistic comes from the original model, \
+                 so there is no drift to repair",
+            );
+        }
+        if self.mode == Mode::OnePass && self.target == Target::Original {
+            return unsupported(
+                "--target original has no effect in one-pass mode: there the original and the current inputs are the same",
+            );
+        }
+        if self.compensation == Compensation::None && self.target == Target::Original {
+            return unsupported("--target original has no effect with --compensate none: nothing is reconstructed");
+        }
+        if self.stream.is_some() {
+            let streams = model.streams();
+            if streams.is_empty() {
+                return Err(Error::Unsupported(format!(
+                    "--stream has no effect: the model (a {}) has no residual streams",
+                    model.arch_name()
+                )));
+            }
+            if let Widths::PerLayer(widths) = &self.widths {
+                if streams.iter().all(|s| widths.contains_key(&s.name)) {
+                    return unsupported(
+                        "--stream has no effect: the per-layer widths already give every residual stream its width",
+                    );
+                }
+            }
+            if let Some(Budget::Width(w)) = self.stream {
+                if let Some(narrower) = streams.iter().find(|s| s.units < w) {
+                    return Err(Error::Unsupported(format!(
+                        "--stream width:{w} is wider than the residual stream {} ({} channels)",
+                        narrower.name, narrower.units
+                    )));
+                }
+            }
+        }
+        let squeezes_streams = self.stream.is_some()
+            || matches!(&self.widths, Widths::PerLayer(w) if model.streams().iter().any(|s| w.contains_key(&s.name)));
+        if squeezes_streams {
+            let ignored = [
+                (self.mode == Mode::OnePass, "--mode one-pass"),
+                (self.objective == Objective::Output, "--objective output"),
+                (self.target == Target::Original, "--target original"),
+                (self.repair, "--repair"),
+                (self.strategy == Strategy::L1, "--select l1"),
+            ];
+            if let Some((_, flag)) = ignored.iter().find(|(set, _)| *set) {
+                return Err(Error::Unsupported(format!(
+                    "{flag} does not apply to residual streams (each is squeezed sequentially, on the input objective, \
+                     by eliminate, qr or random, reconstructing its current input): squeeze the streams without it"
+                )));
+            }
+        }
+        if model.links().iter().all(|l| self.round.round_up(1, l.units()) == l.units()) && self.round != Multiple::ONE {
+            return Err(Error::Unsupported(format!(
+                "--round {} is at least the width of every layer: every unit would be kept",
+                self.round
+            )));
+        }
+        if let Widths::PerLayer(widths) = &self.widths {
+            if !widths.is_empty() {
+                crate::preflight::check_widths(model, widths)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Chooses the units `link`'s producer in `model` keeps under `budget`,
     /// on the covariance `cov` of what its consumer reads, by the strategy
     /// and objective of these settings. The retained variance recorded is
@@ -267,16 +362,7 @@ fn check_settings(model: &Model, calib: &Dataset, settings: &Settings) -> Result
     if calib.is_empty() {
         return Err(Error::NoCalibration);
     }
-    if settings.objective == Objective::Output && settings.strategy != Strategy::Eliminate {
-        return Err(Error::Unsupported(format!(
-            "the output objective needs the eliminate strategy, not {}",
-            settings.strategy
-        )));
-    }
-    if let Widths::PerLayer(widths) = &settings.widths {
-        crate::preflight::check_widths(model, widths)?;
-    }
-    Ok(())
+    settings.check(model)
 }
 
 /// Where each producer's statistics come from (see [`Mode`]).

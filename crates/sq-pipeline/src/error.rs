@@ -83,7 +83,10 @@ pub enum Error {
     #[error("the loss curves do not match the model's producers")]
     CurvesMismatch,
     /// Even the smallest widths considered exceed the budget.
-    #[error("the budget ({limit}) cannot be met: the smallest widths considered cost {smallest}")]
+    #[error(
+        "the budget cannot be met: it allows {limit}, but even the smallest widths (one unit per layer, or one \
+         multiple of the rounding) cost {smallest}"
+    )]
     Unreachable {
         /// The budget.
         limit: usize,

@@ -59,6 +59,8 @@ pub use budget::{ModelBudget, Resource};
 pub use compress::{compress, compress_links, LayerOutcome, Mode, Objective, Outcome, Settings, Target, Widths};
 pub use error::{Error, Result};
 pub use multiple::Multiple;
-pub use preflight::{check_samples, check_stats_samples, check_widths, shortfalls, stats_shortfalls, Shortfall};
+pub use preflight::{
+    check_budget, check_samples, check_stats_samples, check_widths, shortfalls, stats_shortfalls, Shortfall,
+};
 pub use sensitivity::{grid, measured_curves, variance_curves, Allocator};
 pub use stream::{squeeze_streams, StreamOutcome};

@@ -1,5 +1,6 @@
 //! Cheap checks before any work: whether the calibration set can give every
-//! producer meaningful statistics, and whether explicit widths fit the model.
+//! producer meaningful statistics, whether explicit widths fit the model, and
+//! whether a global budget can be met at all.
 //! They read only the model's shapes and a count, so a command can fail in
 //! milliseconds instead of after minutes of capture.
 
@@ -10,7 +11,10 @@ use serde::Serialize;
 use sq_capture::Stats;
 use sq_models::Model;
 
+use crate::allocate::CostModel;
+use crate::budget::Resource;
 use crate::error::{Error, Result};
+use crate::multiple::Multiple;
 
 /// A producer whose statistics would come from too few samples.
 ///
@@ -138,6 +142,25 @@ pub fn check_widths(model: &Model, widths: &BTreeMap<String, usize>) -> Result<(
             Some(&k) if k == 0 || k > n => return Err(Error::WidthOutOfRange { layer: name, width: k, units: n }),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Checks, from `model`'s shapes alone, that some widths meet a global
+/// budget of `limit` units of `resource`: the smallest widths any
+/// allocation considers (one unit per producer, or one multiple of `round`
+/// where the producer is wider) must fit. Fails in microseconds what an
+/// allocation would otherwise find only after profiling every layer.
+///
+/// # Errors
+///
+/// [`Error::Unreachable`] with the smallest reachable cost.
+pub fn check_budget(model: &Model, resource: Resource, limit: usize, round: Multiple) -> Result<()> {
+    let cost = CostModel::new(model);
+    let smallest: Vec<usize> = cost.widths().iter().map(|&n| round.round_up(1, n)).collect();
+    let smallest = cost.total(&smallest, resource);
+    if smallest > limit {
+        return Err(Error::Unreachable { limit, smallest });
     }
     Ok(())
 }

@@ -78,7 +78,7 @@ fn planted_copies_in_streams_and_blocks_go_and_the_predictions_stay() {
 }
 
 #[test]
-fn a_stream_budget_on_a_vgg_changes_nothing_and_a_stream_width_out_of_range_is_refused() {
+fn a_stream_budget_on_a_vgg_and_a_stream_width_out_of_range_are_refused() {
     let (calib, pre) = data();
     let model = planted(BlockKind::Basic);
     let widths: BTreeMap<String, usize> =
@@ -89,6 +89,7 @@ fn a_stream_budget_on_a_vgg_changes_nothing_and_a_stream_width_out_of_range_is_r
 
     let vgg = sq_models::synthetic::VggSpec::uniform("vgg11_bn".parse().unwrap(), 4, 1, 32, 8).build(0).unwrap();
     let settings = Settings { stream: Some(Budget::Width(1)), ..Settings::default() };
-    let outcome = compress(&vgg, &calib, &pre, &settings, |_, _| {}).unwrap();
-    assert_eq!(outcome.layers.len(), vgg.links().len());
+    // It would change nothing: an error, not a setting recorded as applied.
+    let err = compress(&vgg, &calib, &pre, &settings, |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("no residual streams"), "{err}");
 }
