@@ -51,6 +51,16 @@ pub fn run(args: Args) -> Result<()> {
     if let Some((_, tau)) = args.taus.iter().enumerate().find(|(i, t)| args.taus[..*i].contains(t)) {
         bail!("--taus lists {tau} twice; give each target once");
     }
+    if !args.stats.is_empty() {
+        let ignored = [args.data.given(), args.calibration.capture_flags_given()].concat();
+        if !ignored.is_empty() {
+            bail!(
+                "{} would have no effect with --stats: the statistics are read, not captured; drop {}",
+                ignored.join(", "),
+                if ignored.len() == 1 { "it" } else { "them" }
+            );
+        }
+    }
     let mut plan = Plan::new(args.force);
     plan.input("--model", &args.model.model).inputs("--stats", &args.stats);
     if args.stats.is_empty() {
@@ -99,7 +109,7 @@ fn capture_stats(args: &Args) -> Result<Stats> {
     let model = args.model.load()?;
     let (_, data, _, pre) = args.calibration.load(&args.data, &model, 0)?;
     let bar = progress::bar(data.len(), "capturing", "images");
-    let stats = capture(&model, pre.batches(&data, args.calibration.batch), |done| bar.set_position(done as u64))?;
+    let stats = capture(&model, pre.batches(&data, args.calibration.batch()), |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     Ok(stats)
 }

@@ -8,14 +8,14 @@ use serde_json::{json, Value};
 use sq_models::checkpoint::{to_bytes, StorageDtype};
 use sq_models::Model;
 use sq_pipeline::{
-    compress_links, squeeze_streams, total_cost, Allocation, Allocator, Mode, ModelBudget, Multiple, Objective,
-    Outcome, Profile, Settings, Target, Widths,
+    check_budget, compress_links, squeeze_streams, total_cost, Allocation, Allocator, Mode, ModelBudget, Multiple,
+    Objective, Outcome, Profile, Settings, Target, Widths,
 };
 use sq_report::progress;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
 
-use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
+use super::model_args::{positive, CalibrationArgs, DataArgs, ModelArgs};
 use super::outputs::Plan;
 
 /// The role of the manifest in output planning and its errors.
@@ -40,13 +40,15 @@ pub struct Args {
     tau: Option<Tau>,
     /// How a params/flops budget is spread over the layers: measured (least KL divergence of the
     /// predictions on the validation images, one layer cut at a time), variance (least unexplained
-    /// variance, no forward passes) or uniform (one tau for every layer, the largest that fits).
-    #[arg(long, default_value = "measured")]
-    allocate: Allocator,
+    /// variance, no forward passes) or uniform (one tau for every layer, the largest that fits)
+    /// [default: measured].
+    #[arg(long)]
+    allocate: Option<Allocator>,
     /// Validation images for a params/flops budget: the last N of the training split, never the test split
-    /// (calibration takes the first --calib). The measured allocator's cost grows linearly with N.
-    #[arg(long, default_value_t = 1000)]
-    val: usize,
+    /// (calibration takes the first --calib). The measured allocator's cost grows linearly with N
+    /// [default: 1000].
+    #[arg(long, value_parser = positive)]
+    val: Option<usize>,
     /// Which units to keep: eliminate, qr, l1 or random[:SEED].
     #[arg(long = "select", default_value = "eliminate")]
     strategy: Strategy,
@@ -62,9 +64,9 @@ pub struct Args {
     #[arg(long, default_value = "sequential")]
     mode: Mode,
     /// What the compensation reconstructs in sequential mode: the
-    /// consumer's input in the original model, or its current input.
-    #[arg(long, default_value = "current")]
-    target: Target,
+    /// consumer's input in the original model, or its current input [default: current].
+    #[arg(long)]
+    target: Option<Target>,
     /// After each cut, rescale the next layer's outputs so that their mean and variance on the
     /// calibration images match the original model's (one more forward pass of the original).
     #[arg(long)]
@@ -109,6 +111,10 @@ pub fn run(args: Args) -> Result<()> {
         .output("-o", &args.output)
         .output(MANIFEST, &manifest_path)
         .check()?;
+    let widths_file = match &args.widths {
+        Some(path) => Some(load_widths(path)?),
+        None => None,
+    };
     let model = args.model.load()?;
     let budget = match (args.budget, args.tau) {
         (Some(budget), _) => budget,
@@ -119,44 +125,63 @@ pub fn run(args: Args) -> Result<()> {
         (None, ModelBudget::Ratio { resource, ratio }) => Some((resource, ratio)),
         _ => None,
     };
-    let widths = match (&args.widths, budget) {
-        (Some(path), _) => {
-            let widths = load_widths(path)?;
-            sq_pipeline::check_widths(&model, &widths).with_context(|| format!("--widths {}", path.display()))?;
-            Widths::PerLayer(widths)
+    let allocator = args.allocate.unwrap_or(Allocator::Measured);
+    if global.is_none() {
+        let ignored: Vec<&str> = [("--allocate", args.allocate.is_some()), ("--val", args.val.is_some())]
+            .iter()
+            .filter(|f| f.1)
+            .map(|f| f.0)
+            .collect();
+        if !ignored.is_empty() {
+            bail!(
+                "{} would have no effect: only a params/flops --budget allocates widths on validation images",
+                ignored.join(" and ")
+            );
         }
+    } else if allocator != Allocator::Measured && args.val.is_some() {
+        bail!("--val would have no effect: --allocate {allocator} reads no validation images (only measured does)");
+    }
+    let widths = match (widths_file, budget) {
+        (Some(widths), _) => Widths::PerLayer(widths),
         (None, ModelBudget::Tau(tau)) => Widths::Uniform(Budget::Tau(tau)),
         (None, ModelBudget::Ratio { .. }) => Widths::PerLayer(BTreeMap::new()), // allocated below
     };
-    let (spec, calib, val, pre) = args.calibration.load(&args.data, &model, global.map_or(0, |_| args.val))?;
     let mut settings = Settings {
         widths,
         strategy: args.strategy,
         objective: args.objective,
         compensation: args.compensation,
         mode: args.mode,
-        target: args.target,
-        batch: args.calibration.batch,
+        target: args.target.unwrap_or(Target::Current),
+        batch: args.calibration.batch(),
         repair: args.repair,
         round: args.round,
         stream: args.stream,
     };
-    if args.stream.is_some() && model.streams().is_empty() {
-        bail!("--stream: {} has no residual streams (it is a {})", args.model.model.display(), model.arch_name());
-    }
+    settings.check(&model).with_context(|| match &args.widths {
+        Some(path) => format!("{} with --widths {}", args.model.model.display(), path.display()),
+        None => args.model.model.display().to_string(),
+    })?;
+    let validation = match global {
+        Some(_) if allocator == Allocator::Measured => args.val.unwrap_or(1000),
+        _ => 0,
+    };
+    let (spec, calib, val, pre) = args.calibration.load(&args.data, &model, validation)?;
     let streams = model.streams().len();
     let bar = progress::bar(streams, "squeezing", "residual streams");
     let streamed = squeeze_streams(&model, &calib, &pre, &settings, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let allocation = match global {
         Some((resource, ratio)) => {
+            // The budget is relative to the original, streams included.
+            let limit = (total_cost(&model, resource) as f64 / ratio).floor() as usize;
+            check_budget(&streamed.model, resource, limit, settings.round)
+                .with_context(|| format!("--budget {budget} with --round {}", settings.round))?;
             let bar = progress::bar(model.links().len(), "allocating", "layers");
-            let profile = Profile::new(&streamed.model, &calib, &val, &pre, &settings, args.allocate, |done, _| {
+            let profile = Profile::new(&streamed.model, &calib, &val, &pre, &settings, allocator, |done, _| {
                 bar.set_position(done as u64)
             })?;
             bar.finish_and_clear();
-            // The budget is relative to the original, streams included.
-            let limit = (total_cost(&model, resource) as f64 / ratio).floor() as usize;
             let chosen = profile.allocate_within(&streamed.model, resource, limit, settings.round)?;
             settings.widths = Widths::PerLayer(chosen.widths.clone());
             Some(chosen)
@@ -252,20 +277,57 @@ fn print_report(model: &Model, outcome: &Outcome) {
     );
 }
 
-/// Per-producer widths from a manifest (`selection.layers[].kept`) or a plain `{name: width}` object.
+/// The largest `--widths` file read: 16 MiB of JSON.
+const MAX_WIDTHS: sq_io::Cap = sq_io::Cap { bytes: 16 << 20, what: "a widths file" };
+
+/// Per-producer widths from a manifest (`selection.layers[].kept`) or a plain `{name: width}` object,
+/// read strictly: a layer named twice, a width that is not a whole number, a kept list with repeats are
+/// errors naming the file and the layer.
 fn load_widths(path: &Path) -> Result<BTreeMap<String, usize>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    let widths = if let Some(layers) = value.pointer("/selection/layers").and_then(Value::as_array) {
-        layers
-            .iter()
-            .map(|l| Some((l.get("name")?.as_str()?.to_string(), l.get("kept")?.as_array()?.len())))
-            .collect::<Option<BTreeMap<_, _>>>()
+    let shown = format!("--widths {}", path.display());
+    let bytes = sq_io::read_input(path, MAX_WIDTHS).with_context(|| format!("{shown}: cannot read it"))?;
+    let value = sq_io::parse_json(&bytes).with_context(|| format!("{shown}: not valid JSON"))?;
+    let mut entries: Vec<(String, usize)> = Vec::new();
+    if let Some(layers) = value.pointer("/selection/layers") {
+        let layers = layers.as_array().with_context(|| format!("{shown}: `selection.layers` is not a list"))?;
+        for (i, layer) in layers.iter().enumerate() {
+            let name = layer
+                .get("name")
+                .and_then(Value::as_str)
+                .with_context(|| format!("{shown}: entry {i} of `selection.layers` has no `name`"))?;
+            let kept = layer
+                .get("kept")
+                .and_then(Value::as_array)
+                .with_context(|| format!("{shown}: layer `{name}` has no `kept` list"))?;
+            let mut units: Vec<u64> =
+                kept.iter().map(Value::as_u64).collect::<Option<_>>().with_context(|| {
+                    format!("{shown}: layer `{name}`: `kept` must list unit indices (whole numbers)")
+                })?;
+            units.sort_unstable();
+            if units.windows(2).any(|w| w[0] == w[1]) {
+                bail!("{shown}: layer `{name}`: `kept` lists a unit twice");
+            }
+            entries.push((name.to_owned(), units.len()));
+        }
+    } else if let Some(object) = value.as_object() {
+        for (name, width) in object {
+            let width = width
+                .as_u64()
+                .and_then(|w| usize::try_from(w).ok())
+                .with_context(|| format!("{shown}: layer `{name}`: the width {width} is not a whole number"))?;
+            entries.push((name.clone(), width));
+        }
     } else {
-        value.as_object().and_then(|o| o.iter().map(|(k, v)| Some((k.clone(), v.as_u64()? as usize))).collect())
-    };
-    match widths {
-        Some(w) if !w.is_empty() => Ok(w),
-        _ => bail!("{}: expected a squeeze manifest or an object of layer widths", path.display()),
+        bail!("{shown}: expected a squeeze manifest or an object of layer widths {{\"features.0\": 28, ...}}");
     }
+    let mut widths = BTreeMap::new();
+    for (name, width) in entries {
+        if widths.insert(name.clone(), width).is_some() {
+            bail!("{shown}: layer `{name}` is listed twice");
+        }
+    }
+    if widths.is_empty() {
+        bail!("{shown}: it names no layer");
+    }
+    Ok(widths)
 }

@@ -46,8 +46,8 @@ pub fn run(args: Args) -> Result<()> {
     let model = args.model.load()?;
     let reference = match &args.against {
         Some(path) => Some(
-            sq_models::checkpoint::load(path, args.model.arch.as_ref())
-                .with_context(|| format!("--against {}", path.display()))?,
+            // --arch describes --model; the reference's layout is read off its own keys.
+            sq_models::checkpoint::load(path, None).with_context(|| format!("--against {}", path.display()))?,
         ),
         None => None,
     };
@@ -65,18 +65,39 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(limit) = args.limit {
         data.truncate(limit);
     }
-    let pre = args.data.preprocess(&model, &data)?;
+    let (pre, reference_pre) = match &reference {
+        Some(reference) => {
+            let (pre, reference_pre) = args.data.preprocess_pair((&model, reference), &data)?;
+            (pre, Some(reference_pre))
+        }
+        None => (args.data.preprocess(&model, &data)?, None),
+    };
+    if let (Some(reference), Some(path)) = (&reference, &args.against) {
+        let (outputs, reference_outputs) = (model.output_shape().units(), reference.output_shape().units());
+        anyhow::ensure!(
+            outputs == reference_outputs,
+            "--against {}: the reference has {reference_outputs} outputs but --model has {outputs}",
+            path.display()
+        );
+    }
     let bar = progress::bar(data.len(), "evaluating", "images");
     let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
-    let fidelity = match &reference {
-        Some(reference) => {
+    let fidelity = match (&reference, &reference_pre) {
+        (Some(reference), Some(reference_pre)) => {
             let bar = progress::bar(data.len(), "comparing", "images");
-            let f = fidelity(&model, reference, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
+            let pres = (&pre, reference_pre);
+            let f = fidelity(&model, reference, &data, pres, args.batch, |done| bar.set_position(done as u64))
+                .with_context(|| {
+                    format!(
+                        "comparing with --against {}",
+                        args.against.as_ref().map_or(String::new(), |p| p.display().to_string())
+                    )
+                })?;
             bar.finish_and_clear();
             Some(f)
         }
-        None => None,
+        _ => None,
     };
 
     let arch = model.arch_name();

@@ -1,23 +1,28 @@
 //! `squeeze export`: write a checkpoint as an ONNX file for deployment.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use sq_export::{Batch, ExportOptions, OPSET};
 use sq_models::dataset::Preprocess;
 use sq_models::{ActShape, Model};
 
-use super::model_args::ModelArgs;
+use super::model_args::{normalization, ModelArgs};
+use super::outputs::Plan;
 
 /// Flags of `squeeze export`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// Output ONNX file.
+    /// Output ONNX file. An existing file is kept unless --force is given; an input file is never
+    /// overwritten.
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
+    /// Replace the output file if it already exists (never the input checkpoint).
+    #[arg(long)]
+    force: bool,
     /// Batch dimension of the input and output: a number of images, or `dynamic`.
     #[arg(long, default_value = "dynamic")]
     batch: Batch,
@@ -25,17 +30,17 @@ pub struct Args {
     /// checkpoint's `dataset` metadata (mnist, fashion-mnist: 28x28; cifar10: 32x32).
     #[arg(long, value_parser = parse_size)]
     image_size: Option<(usize, usize)>,
-    /// Per-channel normalisation mean (comma-separated), used when the checkpoint's metadata has none.
+    /// Per-channel normalisation mean (comma-separated), for a checkpoint whose metadata has none.
     #[arg(long, value_delimiter = ',', requires = "std")]
     mean: Option<Vec<f32>>,
-    /// Per-channel normalisation std (comma-separated), used when the checkpoint's metadata has none.
+    /// Per-channel normalisation std (comma-separated), for a checkpoint whose metadata has none.
     #[arg(long, value_delimiter = ',', requires = "mean")]
     std: Option<Vec<f32>>,
 }
 
 /// Runs `squeeze export`.
 pub fn run(args: Args) -> Result<()> {
-    refuse_to_overwrite(&args.model.model, &args.output)?;
+    let outputs = Plan::new(args.force).input("--model", &args.model.model).output("-o", &args.output).check()?;
     let model = args.model.load()?;
     let ActShape::Map { c, h, w } = model.input_shape() else {
         bail!("{}: the model's input is a vector of {}, not an image", args.model.model.display(), model.input_shape())
@@ -43,8 +48,9 @@ pub fn run(args: Args) -> Result<()> {
     let preprocess = preprocessing(&model, &args, (h, w))?;
     let (pad, mean, std) = (preprocess.pad(), preprocess.mean().to_vec(), preprocess.std().to_vec());
     let options = ExportOptions { batch: args.batch, preprocess: Some(preprocess) };
-    sq_export::save(&model, &options, &args.output)
+    let onnx = sq_export::to_onnx(&model, &options)
         .with_context(|| format!("exporting {} to {}", args.model.model.display(), args.output.display()))?;
+    outputs.write(&[("-o", &onnx)])?;
 
     let batch = match args.batch {
         Batch::Fixed(n) => n.to_string(),
@@ -62,10 +68,7 @@ pub fn run(args: Args) -> Result<()> {
 fn preprocessing(model: &Model, args: &Args, input_hw: (usize, usize)) -> Result<Preprocess> {
     let path = args.model.model.display();
     let meta: HashMap<String, String> = model.metadata().clone().into_iter().collect();
-    let fallback = args.mean.clone().zip(args.std.clone());
-    let Some((mean, std)) = Preprocess::from_metadata(&meta).with_context(|| format!("{path}"))?.or(fallback) else {
-        bail!("{path}: the checkpoint's metadata has no normalize_mean/normalize_std; pass --mean and --std")
-    };
+    let (mean, std) = normalization(model, &args.mean, &args.std).with_context(|| format!("{path}"))?;
     let dataset = meta.get("dataset").map(String::as_str);
     let Some(image_hw) = args.image_size.or_else(|| dataset.and_then(dataset_image_size)) else {
         bail!(
@@ -73,7 +76,12 @@ fn preprocessing(model: &Model, args: &Args, input_hw: (usize, usize)) -> Result
             dataset.unwrap_or("no `dataset` entry")
         )
     };
-    Preprocess::new(mean, std, image_hw, input_hw).with_context(|| format!("{path}"))
+    let images = match args.image_size {
+        Some(_) => "the images of --image-size".to_string(),
+        None => format!("the images of its dataset `{}`", dataset.unwrap_or_default()),
+    };
+    sq_models::eval::check_padding(image_hw, input_hw, &images).with_context(|| format!("{path}"))?;
+    Preprocess::new(mean, std, image_hw, input_hw).with_context(|| format!("--mean/--std or {path}'s metadata"))
 }
 
 /// Image size of the datasets squeeze reads, by the name a checkpoint's
@@ -94,14 +102,4 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
         None => parse(s).map(|n| (n, n)),
     };
     size.ok_or_else(|| format!("invalid image size `{s}`: expected HxW or a side, e.g. 28x28 or 28"))
-}
-
-/// Errors if `output` is `input` itself (an existing file reached by another path counts too).
-fn refuse_to_overwrite(input: &Path, output: &Path) -> Result<()> {
-    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
-        if a == b {
-            bail!("{}: refusing to overwrite the input checkpoint; choose another -o", output.display());
-        }
-    }
-    Ok(())
 }

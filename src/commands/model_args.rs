@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
+use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, PreprocessError, Split};
 use sq_models::eval::preprocess_for;
 use sq_models::{Arch, Model};
 
@@ -33,7 +33,7 @@ impl ModelArgs {
 pub struct DataArgs {
     /// `fashion-mnist` (the copy in data/), `fashion-mnist:DIR`, `mnist:DIR` or `cifar10:DIR`.
     #[arg(long)]
-    pub dataset: String,
+    pub dataset: Option<String>,
     /// Per-channel normalisation mean (comma-separated), used when the checkpoint's metadata has none.
     #[arg(long, value_delimiter = ',', requires = "std")]
     pub mean: Option<Vec<f32>>,
@@ -43,9 +43,17 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// The parsed dataset spec.
+    /// The parsed dataset spec; `--dataset` is required.
     pub fn spec(&self) -> Result<DatasetSpec> {
-        Ok(self.dataset.parse()?)
+        let Some(dataset) = &self.dataset else { bail!("--dataset is required: name the images to use") };
+        dataset.parse().with_context(|| format!("--dataset {dataset}"))
+    }
+
+    /// The flags given, for commands that read no images (they would have no effect).
+    pub fn given(&self) -> Vec<&'static str> {
+        let flags =
+            [("--dataset", self.dataset.is_some()), ("--mean", self.mean.is_some()), ("--std", self.std.is_some())];
+        flags.into_iter().filter(|(_, given)| *given).map(|(flag, _)| flag).collect()
     }
 
     /// Parses the dataset spec and loads one split.
@@ -60,6 +68,31 @@ impl DataArgs {
     pub fn preprocess(&self, model: &Model, data: &Dataset) -> Result<Preprocess> {
         preprocess_for(model, data, self.mean.clone().zip(self.std.clone())).map_err(with_advice)
     }
+
+    /// The preprocessing of a model and of the reference it is compared
+    /// with: each its own metadata's normalisation, `--mean` / `--std` for
+    /// whichever records none (given while both record one, they are an
+    /// error: they would be ignored).
+    pub fn preprocess_pair(
+        &self,
+        (model, reference): (&Model, &Model),
+        data: &Dataset,
+    ) -> Result<(Preprocess, Preprocess)> {
+        let records = |m: &Model| -> Result<bool> {
+            let meta: std::collections::HashMap<String, String> = m.metadata().clone().into_iter().collect();
+            Ok(Preprocess::from_metadata(&meta)?.is_some())
+        };
+        let given = self.mean.clone().zip(self.std.clone());
+        let (own, reference_own) = (records(model)?, records(reference)?);
+        if given.is_some() && own && reference_own {
+            bail!("--mean/--std would have no effect: both --model and --against record their normalisation");
+        }
+        let for_model = if own { None } else { given.clone() };
+        let for_reference = if reference_own { None } else { given };
+        let pre = preprocess_for(model, data, for_model).map_err(with_advice)?;
+        let reference_pre = preprocess_for(reference, data, for_reference).map_err(with_advice).context("--against")?;
+        Ok((pre, reference_pre))
+    }
 }
 
 /// The calibration images: the first N of the training split, in file order.
@@ -67,12 +100,12 @@ impl DataArgs {
 pub struct CalibrationArgs {
     /// Calibration images: the first N of the training split, in file order.
     /// Every producer needs more samples (images x positions at its tap)
-    /// than it has units; the command refuses fewer and says how many.
-    #[arg(long, default_value_t = 2000, value_parser = positive)]
-    pub calib: usize,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 64, value_parser = positive)]
-    pub batch: usize,
+    /// than it has units; the command refuses fewer and says how many [default: 2000].
+    #[arg(long, value_parser = positive)]
+    calib: Option<usize>,
+    /// Images per forward pass [default: 64].
+    #[arg(long, value_parser = positive)]
+    batch: Option<usize>,
     /// Go on when the calibration set is too small for a full-rank
     /// covariance at some layer (a warning lists them): k(tau) and the
     /// retained variance of those layers are then meaningless.
@@ -81,10 +114,26 @@ pub struct CalibrationArgs {
 }
 
 impl CalibrationArgs {
+    /// The number of calibration images.
+    pub fn calib(&self) -> usize {
+        self.calib.unwrap_or(2000)
+    }
+
+    /// Images per forward pass.
+    pub fn batch(&self) -> usize {
+        self.batch.unwrap_or(64)
+    }
+
+    /// The flags given that only matter when images are captured.
+    pub fn capture_flags_given(&self) -> Vec<&'static str> {
+        let flags = [("--calib", self.calib.is_some()), ("--batch", self.batch.is_some())];
+        flags.into_iter().filter(|(_, given)| *given).map(|(flag, _)| flag).collect()
+    }
+
     /// Checks that `--calib` images give every producer of `model` enough
     /// samples, before anything is loaded or captured.
     pub fn check_samples(&self, model: &Model) -> Result<()> {
-        self.rank_result(sq_pipeline::check_samples(model, self.calib))
+        self.rank_result(sq_pipeline::check_samples(model, self.calib()))
     }
 
     /// The same check on statistics loaded from files.
@@ -121,17 +170,20 @@ impl CalibrationArgs {
     ) -> Result<(DatasetSpec, Dataset, Dataset, Preprocess)> {
         self.check_samples(model)?;
         let (spec, train) = data.load(Split::Train)?;
-        if self.calib > train.len() {
-            bail!("--calib {} is more than the {} images of {spec}'s training split", self.calib, train.len());
+        let calib = self.calib();
+        if calib > train.len() {
+            bail!("--calib {calib} is more than the {} images of {spec}'s training split", train.len());
         }
-        if self.calib + validation > train.len() {
+        if validation > train.len() {
+            bail!("--val {validation} is more than the {} images of {spec}'s training split", train.len());
+        }
+        if calib + validation > train.len() {
             bail!(
-                "--calib {} and --val {validation} overlap: the training split of {spec} has only {} images",
-                self.calib,
+                "--calib {calib} and --val {validation} overlap: the training split of {spec} has only {} images",
                 train.len()
             );
         }
-        let calib = train.slice(0..self.calib);
+        let calib = train.slice(0..calib);
         let val = train.slice(train.len() - validation..train.len());
         let pre = data.preprocess(model, &calib)?;
         Ok((spec, calib, val, pre))
@@ -147,11 +199,26 @@ pub fn positive(s: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// The normalisation of `model`'s inputs: its metadata's, or `--mean` /
+/// `--std` for a checkpoint that records none (both is an error: the flags
+/// would be ignored).
+pub fn normalization(model: &Model, mean: &Option<Vec<f32>>, std: &Option<Vec<f32>>) -> Result<(Vec<f32>, Vec<f32>)> {
+    sq_models::eval::normalization(model, mean.clone().zip(std.clone())).map_err(with_advice)
+}
+
 /// A model error, with the flag that fixes it when there is one: library
 /// errors say what is wrong, the command line says what to type.
 fn with_advice(err: sq_models::Error) -> anyhow::Error {
     let advice = match &err {
         sq_models::Error::NoNormalization => Some("pass --mean and --std"),
+        sq_models::Error::NormalizationTwice { .. } => Some("drop --mean and --std"),
+        sq_models::Error::Preprocess(
+            PreprocessError::ExtremeStats { .. }
+            | PreprocessError::InvalidStats { .. }
+            | PreprocessError::StatsLength { .. },
+        ) => Some(
+            "the normalisation comes from --mean/--std, or from the checkpoint's normalize_mean/normalize_std metadata",
+        ),
         // Only a VGG's pools are read off its numbering; a ResNet's structure is in its keys.
         sq_models::Error::Layout { message, .. } if message.contains("features") || message.contains("classifier") => {
             Some("if the checkpoint's layer numbering is not torchvision's, pass --arch (e.g. --arch vgg16_bn)")

@@ -11,16 +11,25 @@
 //! * two outputs that are the same file;
 //! * an output whose directory is missing or read-only, or that is a
 //!   directory ([`sq_io::check_writable`]);
+//! * an output that is not a regular file (a FIFO, a device, a directory,
+//!   or a symbolic link to one), `--force` or not;
 //! * an output that already exists, unless `--force` (inputs are never
 //!   overwritten, `--force` or not).
 //!
-//! Inputs must be existing files (not directories). Once the work is done,
-//! [`Outputs::write`] stages every file and commits them together
-//! ([`sq_io::OutputSet`]): all are written, or none is.
+//! Temporary files that killed runs left beside an output are removed
+//! (and named on stderr) first ([`sq_io::remove_leftovers`]).
+//!
+//! Inputs must be regular files ([`sq_io::check_input`]: a FIFO, a device
+//! or a directory is refused before anything opens it). Once the work is
+//! done, [`Outputs::write`] stages every file and commits them together
+//! ([`sq_io::OutputSet`]): all are written, or none is. Without `--force`
+//! each output is created exclusively at commit time, so an output that
+//! another run created meanwhile is kept and this command fails, instead of
+//! one silently replacing the other.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// One file a command reads or writes, with the flag that named it.
 #[derive(Debug)]
@@ -66,6 +75,7 @@ pub struct Plan {
 /// Outputs that passed [`Plan::check`], by role.
 #[derive(Debug)]
 pub struct Outputs {
+    force: bool,
     paths: Vec<(String, PathBuf)>,
 }
 
@@ -75,13 +85,10 @@ impl Plan {
         Self { force, ..Self::default() }
     }
 
-    /// An input file that must exist and not be a directory.
+    /// An input file that must exist and be a regular file (or a link to one).
     pub fn input(&mut self, role: &str, path: &Path) -> &mut Self {
-        match std::fs::metadata(path) {
+        match sq_io::check_input(path) {
             Err(e) => self.errors.push(format!("{role} {}: {}", path.display(), io_reason(&e))),
-            Ok(meta) if meta.is_dir() => {
-                self.errors.push(format!("{role} {}: is a directory, not a file", path.display()))
-            }
             Ok(_) => self.inputs.push(entry(role, path)),
         }
         self
@@ -154,6 +161,9 @@ impl Plan {
                 ));
                 continue;
             }
+            for leftover in sq_io::remove_leftovers(&out.path) {
+                eprintln!("note: removed {}, left behind by an earlier run that was killed", leftover.display());
+            }
             if let Err(e) = sq_io::check_writable(&out.path) {
                 errors.push(format!("{}: {}", out.role, chain(&e)));
                 continue;
@@ -165,22 +175,32 @@ impl Plan {
         if !errors.is_empty() {
             bail!("{}", errors.join("\nerror: "));
         }
-        Ok(Outputs { paths: self.outputs.iter().map(|o| (o.role.clone(), o.path.clone())).collect() })
+        let paths = self.outputs.iter().map(|o| (o.role.clone(), o.path.clone())).collect();
+        Ok(Outputs { force: self.force, paths })
     }
 }
 
 impl Outputs {
     /// Writes every output whose bytes are given, all or none: `files` pairs
-    /// a role given to [`Plan::output`] with the file's content.
+    /// a role given to [`Plan::output`] with the file's content. Without
+    /// `--force`, an output that appeared since [`Plan::check`] fails the
+    /// whole write (and is kept).
     pub fn write(&self, files: &[(&str, &[u8])]) -> Result<()> {
-        let mut set = sq_io::OutputSet::new();
+        let existing = if self.force { sq_io::Existing::Replace } else { sq_io::Existing::Keep };
+        let mut set = sq_io::OutputSet::with_existing(existing);
         for (role, bytes) in files {
             let Some((_, path)) = self.paths.iter().find(|(r, _)| r == role) else {
                 bail!("internal error: output `{role}` was not planned");
             };
-            set.stage(path, bytes)?;
+            set.stage(path, bytes).with_context(|| format!("{role} (nothing was written)"))?;
         }
-        set.commit()?;
+        for leftover in set.leftovers_removed() {
+            eprintln!("note: removed {}, left behind by an earlier run that was killed", leftover.display());
+        }
+        set.commit().map_err(|e| {
+            let role = self.paths.iter().find(|(_, p)| *p == e.path).map_or("an output", |(r, _)| r.as_str());
+            anyhow::Error::new(e).context(format!("{role} (nothing was written)"))
+        })?;
         Ok(())
     }
 }

@@ -201,17 +201,30 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
     };
     let test_limit = args.test_limit.or(args.quick.then_some(500));
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 10 }).max(1);
+    // Everything that can be refused from the flags alone is, before any work.
+    if let Some(budget) = budgets.iter().find(|b| matches!(b, ModelBudget::Tau(_))) {
+        anyhow::bail!("--budgets {budget}: a global budget is params:Rx or flops:Rx (use --taus for the paper's rule)");
+    }
+    anyhow::ensure!(calib_n > 0, "--calib 0: the method needs calibration images");
+    anyhow::ensure!(val_n > 0 || args.allocators.is_empty(), "--val 0: the global budgets need validation images");
+    anyhow::ensure!(test_limit != Some(0), "--test-limit 0: accuracy needs test images");
+    let spec: DatasetSpec = args.dataset.parse().with_context(|| format!("--dataset {}", args.dataset))?;
 
     let weights = match (&args.hf, &args.weights) {
         (Some(spec), _) => crate::hub::fetch(spec)?,
         (None, Some(path)) => path.clone(),
         (None, None) => workspace_root().join(subject.weights),
     };
+    check_outputs(&out, &weights)?;
     let original = checkpoint::load(&weights, None)?;
-    let spec: DatasetSpec = args.dataset.parse()?;
+    match sq_pipeline::check_samples(&original, calib_n) {
+        // The smoke run is small on purpose: say what that costs and go on.
+        Err(e @ sq_pipeline::Error::TooFewSamples { .. }) if args.quick => eprintln!("warning: --quick: {e}"),
+        result => result.context("--calib")?,
+    }
     let train = spec.load(Split::Train).with_context(|| format!("loading {spec} (train split)"))?;
     anyhow::ensure!(
-        calib_n + val_n <= train.len(),
+        calib_n.checked_add(val_n).is_some_and(|n| n <= train.len()),
         "--calib {calib_n} and --val {val_n} overlap: the training split has {} images",
         train.len()
     );
@@ -223,7 +236,6 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
         test.truncate(limit);
     }
     let pre = preprocess_for(&original, &test, args.mean.clone().zip(args.std.clone()))?;
-    std::fs::create_dir_all(out.join("models")).with_context(|| format!("creating {}", out.display()))?;
     // Rows with the residual streams squeezed too, for a model that has them.
     let has_streams = !original.streams().is_empty();
 
@@ -285,9 +297,7 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
             bar.finish_and_clear();
             for &budget in &budgets {
                 let ModelBudget::Ratio { resource, ratio } = budget else {
-                    anyhow::bail!(
-                        "--budgets {budget}: a global budget is params:Rx or flops:Rx (use --taus for the paper's rule)"
-                    );
+                    unreachable!("tau budgets are refused before any work")
                 };
                 let limit = (total_cost(&original, resource) as f64 / ratio).floor() as usize;
                 let allocation = match profile.allocate_within(&streamed.model, resource, limit, Multiple::ONE) {
@@ -649,6 +659,28 @@ fn timing_input(model: &Model, test: &Dataset, pre: &Preprocess, n: usize) -> Re
     anyhow::ensure!(x.device().same_device(&Device::Cpu), "timing runs on the CPU");
     model.forward(&x).context("the timing input does not fit the model")?;
     Ok(x)
+}
+
+/// The files of the output directory (refreshed on every run: the
+/// committed results are regenerated in place), checked before any work:
+/// each can be written, none is a FIFO, device or directory, and the
+/// checkpoints written to `out/models/` cannot replace the weights read.
+fn check_outputs(out: &Path, weights: &Path) -> Result<()> {
+    let models = out.join("models");
+    std::fs::create_dir_all(&models).with_context(|| format!("--out: creating {}", models.display()))?;
+    for name in ["results.json", "table.md", "pareto.svg", "widths.svg"] {
+        sq_io::check_writable(&out.join(name)).context("--out")?;
+    }
+    sq_io::check_writable(&models.join("probe.safetensors")).context("--out")?;
+    let weights_dir = weights.canonicalize().ok().and_then(|w| w.parent().map(Path::to_path_buf));
+    if weights_dir.is_some() && weights_dir == models.canonicalize().ok() {
+        anyhow::bail!(
+            "--weights {} lies in {}, where this run writes its checkpoints; move it or choose another --out",
+            weights.display(),
+            models.display()
+        );
+    }
+    Ok(())
 }
 
 /// The repository root (this crate lives in `xtask/`).
