@@ -166,18 +166,7 @@ fn analyze_refuses_to_write_statistics_over_the_statistics_it_reads() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let before = std::fs::read(&stats).unwrap();
     for (flag, target) in [("--json", &stats), ("--plot", &model)] {
-        let run = squeeze(&[
-            "analyze",
-            "--model",
-            arg(&model),
-            "--dataset",
-            "fashion-mnist",
-            "--stats",
-            arg(&stats),
-            flag,
-            arg(target),
-            "--force",
-        ]);
+        let run = squeeze(&["analyze", "--model", arg(&model), "--stats", arg(&stats), flag, arg(target), "--force"]);
         assert_clean_failure(&run, &[flag, "would overwrite the input"]);
     }
     assert_eq!(std::fs::read(&stats).unwrap(), before);
@@ -363,7 +352,7 @@ fn analyze_of_too_few_samples_in_statistics_files_is_refused() {
         "--allow-rank-deficient",
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let run = squeeze(&["analyze", "--model", arg(&model), "--dataset", "fashion-mnist", "--stats", arg(&stats)]);
+    let run = squeeze(&["analyze", "--model", arg(&model), "--stats", arg(&stats)]);
     assert_clean_failure(&run, &["classifier.0 (16 units) gets 4 samples", "at least 17 images"]);
 }
 
@@ -511,7 +500,7 @@ fn nan_in_a_statistics_file_is_an_error_naming_the_file_and_layer() {
     layer.moments = sq_linalg::Moments::from_parts(layer.moments.count(), sum, layer.moments.gram()).unwrap();
     let bad = dir.path().join("nan-stats.safetensors");
     sq_capture::Stats::new(loaded).save(&bad).unwrap();
-    let run = squeeze(&["analyze", "--model", arg(&model), "--dataset", "fashion-mnist", "--stats", arg(&bad)]);
+    let run = squeeze(&["analyze", "--model", arg(&model), "--stats", arg(&bad)]);
     assert_clean_failure(&run, &["nan-stats.safetensors", "features.8.sum", "NaN or infinite"]);
 }
 
@@ -687,7 +676,7 @@ fn merging_statistics_with_themselves_or_a_copy_is_refused() {
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let analyze = |files: &[&Path]| {
-        let mut args = vec!["analyze", "--model", arg(&model), "--dataset", "fashion-mnist", "--stats"];
+        let mut args = vec!["analyze", "--model", arg(&model), "--stats"];
         args.extend(files.iter().map(|f| arg(f)));
         squeeze(&args)
     };
@@ -695,6 +684,18 @@ fn merging_statistics_with_themselves_or_a_copy_is_refused() {
     assert_clean_failure(&analyze(&[&stats, &copy]), &["copy.safetensors", "same images", "twice"]);
     // A second capture of the same images is the same shard too.
     assert_clean_failure(&analyze(&[&stats, &again]), &["again.safetensors", "same images"]);
+}
+
+#[test]
+fn merging_statistics_of_overlapping_captures_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    // The first 32 and the first 40 training images: 32 of them in both.
+    let (first, second) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+    save_stats(&model, "32", &first);
+    save_stats(&model, "40", &second);
+    let run = squeeze(&["analyze", "--model", arg(&model), "--stats", arg(&first), arg(&second)]);
+    assert_clean_failure(&run, &["b.safetensors", "32 of their images", "twice"]);
 }
 
 #[test]
@@ -707,16 +708,7 @@ fn merging_statistics_of_different_models_or_layers_is_refused() {
     let other = model_with_value(dir.path(), "other.safetensors", 0.5);
     let other_stats = dir.path().join("o.safetensors");
     save_stats(&other, "40", &other_stats);
-    let run = squeeze(&[
-        "analyze",
-        "--model",
-        arg(&model),
-        "--dataset",
-        "fashion-mnist",
-        "--stats",
-        arg(&stats),
-        arg(&other_stats),
-    ]);
+    let run = squeeze(&["analyze", "--model", arg(&model), "--stats", arg(&stats), arg(&other_stats)]);
     assert_clean_failure(&run, &["o.safetensors", "different models"]);
     // Other layers.
     let narrow = dir.path().join("narrow.safetensors");
@@ -726,16 +718,7 @@ fn merging_statistics_of_different_models_or_layers_is_refused() {
     sq_models::checkpoint::save(&m, &narrow, Default::default()).unwrap();
     let narrow_stats = dir.path().join("n.safetensors");
     save_stats(&narrow, "40", &narrow_stats);
-    let run = squeeze(&[
-        "analyze",
-        "--model",
-        arg(&model),
-        "--dataset",
-        "fashion-mnist",
-        "--stats",
-        arg(&stats),
-        arg(&narrow_stats),
-    ]);
+    let run = squeeze(&["analyze", "--model", arg(&model), "--stats", arg(&stats), arg(&narrow_stats)]);
     assert_clean_failure(&run, &["n.safetensors", "cannot merge"]);
 }
 
@@ -746,10 +729,9 @@ fn statistics_must_match_the_model_given_with_them() {
     let stats = dir.path().join("s.safetensors");
     save_stats(&model, "32", &stats);
     let other = model_with_value(dir.path(), "other.safetensors", 0.5);
-    let run = squeeze(&["analyze", "--model", arg(&other), "--dataset", "fashion-mnist", "--stats", arg(&stats)]);
+    let run = squeeze(&["analyze", "--model", arg(&other), "--stats", arg(&stats)]);
     assert_clean_failure(&run, &["s.safetensors", "other.safetensors", "another model"]);
-    let run =
-        squeeze(&["analyze", "--model", arg(&reference_model()), "--dataset", "fashion-mnist", "--stats", arg(&stats)]);
+    let run = squeeze(&["analyze", "--model", arg(&reference_model()), "--stats", arg(&stats)]);
     assert_clean_failure(&run, &["s.safetensors", "features.40"]);
 }
 
@@ -801,4 +783,449 @@ fn a_missing_model_or_a_directory_as_model_is_reported_once() {
             assert_eq!(stderr.to_lowercase().matches(reason).count(), 1, "{stderr}");
         }
     }
+}
+
+// 10. Every command guards its outputs the same way, `export` included.
+
+/// `squeeze export` of `model` (28x28 images, as the small model reads) to `out` with the extra flags.
+fn export(model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["export", "--model", arg(model), "-o", arg(out), "--image-size", "28"];
+    args.extend_from_slice(extra);
+    squeeze(&args)
+}
+
+#[test]
+fn export_keeps_an_existing_output_without_force_and_replaces_it_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let out = dir.path().join("m.onnx");
+    std::fs::write(&out, b"the user's other file").unwrap();
+    assert_clean_failure(&export(&model, &out, &[]), &["-o", "m.onnx", "already exists", "--force"]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"the user's other file");
+    let run = export(&model, &out, &["--force"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_ne!(std::fs::read(&out).unwrap(), b"the user's other file");
+    assert_eq!(dir_entries(dir.path()), ["m.onnx", "m.safetensors"]);
+    // The input, never, --force or not.
+    let before = std::fs::read(&model).unwrap();
+    assert_clean_failure(&export(&model, &model, &["--force"]), &["-o", "would overwrite the input --model"]);
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+}
+
+#[test]
+fn export_checks_its_output_before_reading_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = not_a_model(dir.path());
+    for out in [dir.path().join("missing/m.onnx"), dir.path().to_path_buf()] {
+        let stderr = assert_clean_failure(&export(&garbage, &out, &["--force"]), &["-o"]);
+        assert!(!stderr.contains("not a valid safetensors"), "{stderr}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn no_command_replaces_a_fifo_even_with_force() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let fifo = dir.path().join("out.onnx");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let runs = [
+        export(&model, &fifo, &["--force"]),
+        compress(&model, &["-o", arg(&fifo), "--force"]),
+        squeeze(&["analyze", "--model", arg(&model), "--dataset", "fashion-mnist", "--json", arg(&fifo), "--force"]),
+    ];
+    for run in &runs {
+        let stderr = assert_clean_failure(run, &["out.onnx", "named pipe", "not a regular file"]);
+        assert!(!stderr.contains("capturing"), "{stderr}");
+    }
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_size_limit_fails_the_save_cleanly_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vgg.onnx");
+    // A 60 MB export under a file-size limit of about 1 MB: SIGXFSZ would kill the process.
+    let script = format!(
+        "ulimit -f 2048 && exec {} export --model {} -o {}",
+        env!("CARGO_BIN_EXE_squeeze"),
+        arg(&reference_model()),
+        arg(&out)
+    );
+    let run = std::process::Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_clean_failure(&run, &["vgg.onnx", "nothing was written"]);
+    assert!(run.status.code().is_some(), "killed by a signal: {:?}", run.status);
+    assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_temporary_file_left_by_a_killed_run_is_removed_by_the_next_one_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let stale = dir.path().join(".m.onnx.sq4000000000.Ab12Cd.tmp");
+    std::fs::write(&stale, b"half an export").unwrap();
+    let run = export(&model, &dir.path().join("m.onnx"), &[]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains(".m.onnx.sq4000000000.Ab12Cd.tmp"));
+    assert_eq!(dir_entries(dir.path()), ["m.onnx", "m.safetensors"]);
+}
+
+// 11. Every input is a regular file, read bounded.
+
+/// Runs squeeze with `args`, failing the test instead of hanging if it
+/// does not finish within 60 seconds.
+fn squeeze_within_a_minute(args: &[&str]) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_squeeze"))
+        .args(args)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("squeeze {args:?} hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn every_input_flag_refuses_a_fifo_or_a_device_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let fifo = dir.path().join("input.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = dir.path().join("out.safetensors");
+    for bad in [arg(&fifo), "/dev/zero"] {
+        let cases: Vec<(&str, Vec<&str>)> = vec![
+            ("--model", vec!["eval", "--model", bad, "--dataset", "fashion-mnist"]),
+            ("--against", vec!["eval", "--model", arg(&model), "--against", bad, "--dataset", "fashion-mnist"]),
+            ("--model", vec!["export", "--model", bad, "-o", arg(&out)]),
+            (
+                "--widths",
+                vec![
+                    "compress",
+                    "--model",
+                    arg(&model),
+                    "--dataset",
+                    "fashion-mnist",
+                    "--widths",
+                    bad,
+                    "-o",
+                    arg(&out),
+                ],
+            ),
+            ("--stats", vec!["analyze", "--model", arg(&model), "--stats", bad]),
+        ];
+        for (flag, args) in cases {
+            let run = squeeze_within_a_minute(&args);
+            assert_clean_failure(&run, &[flag, bad, "not a regular file"]);
+        }
+    }
+    assert_eq!(dir_entries(dir.path()), ["input.fifo", "m.safetensors"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dataset_file_that_is_a_fifo_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    for entry in std::fs::read_dir(root().join("data/fashion-mnist")).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let labels = dir.path().join("t10k-labels-idx1-ubyte.gz");
+    std::fs::remove_file(&labels).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&labels).status().unwrap().success());
+    let spec = format!("fashion-mnist:{}", dir.path().display());
+    let run = squeeze_within_a_minute(&["eval", "--model", arg(&model), "--dataset", &spec]);
+    assert_clean_failure(&run, &["t10k-labels-idx1-ubyte.gz", "named pipe"]);
+}
+
+#[test]
+fn a_checkpoint_padded_or_cut_short_is_refused_by_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let len = std::fs::metadata(&model).unwrap().len();
+    // Padded to 2 GB (sparse): refused from its header, without reading the 2 GB.
+    let padded = dir.path().join("padded.safetensors");
+    std::fs::copy(&model, &padded).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&padded).unwrap().set_len(2 << 30).unwrap();
+    let run = squeeze_within_a_minute(&["eval", "--model", arg(&padded), "--dataset", "fashion-mnist"]);
+    assert_clean_failure(&run, &["padded.safetensors", "data after its last tensor"]);
+    let short = dir.path().join("short.safetensors");
+    std::fs::write(&short, &std::fs::read(&model).unwrap()[..len as usize - 10]).unwrap();
+    let run = squeeze(&["eval", "--model", arg(&short), "--dataset", "fashion-mnist"]);
+    assert_clean_failure(&run, &["short.safetensors", "truncated"]);
+}
+
+// 12. A flag that would have no effect is an error, never recorded as applied.
+
+#[test]
+fn compress_refuses_flags_that_would_have_no_effect_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let out = dir.path().join("out.safetensors");
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--mode", "one-pass", "--repair"], &["--repair", "--mode sequential"]),
+        (&["--mode", "one-pass", "--target", "original"], &["--target original", "one-pass"]),
+        (&["--compensate", "none", "--target", "original"], &["--target original", "--compensate none"]),
+        (&["--allocate", "variance"], &["--allocate", "no effect", "--budget"]),
+        (&["--val", "100"], &["--val", "no effect"]),
+        (&["--budget", "params:2x", "--allocate", "uniform", "--val", "100"], &["--val", "uniform"]),
+        (&["--stream", "tau:0.9"], &["--stream", "no residual streams"]),
+        (&["--round", "4096"], &["--round 4096", "every unit would be kept"]),
+        (&["--mean", "0.5", "--std", "0.5"], &["normalisation", "drop --mean and --std"]),
+    ];
+    for (flags, needles) in cases {
+        let mut extra = vec!["-o", arg(&out)];
+        extra.extend_from_slice(flags);
+        let stderr = assert_clean_failure(&compress(&model, &extra), needles);
+        assert!(!stderr.contains("squeezing"), "{flags:?} did work before failing: {stderr}");
+    }
+    assert_eq!(dir_entries(dir.path()), ["m.safetensors"]);
+}
+
+#[test]
+fn residual_streams_refuse_the_settings_they_do_not_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let resnet = root().join("data/resnet18_fashion_mnist.safetensors");
+    let out = dir.path().join("out.safetensors");
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--stream", "tau:0.9", "--mode", "one-pass"], &["--mode one-pass", "residual streams"]),
+        (&["--stream", "tau:0.9", "--objective", "output"], &["--objective output", "residual streams"]),
+        (&["--stream", "tau:0.9", "--select", "l1"], &["--select l1", "residual streams"]),
+        (&["--stream", "width:1000"], &["--stream width:1000", "wider than the residual stream"]),
+    ];
+    for (flags, needles) in cases {
+        let mut extra = vec!["-o", arg(&out)];
+        extra.extend_from_slice(flags);
+        assert_clean_failure(&compress(&resnet, &extra), needles);
+    }
+    assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn analyze_of_statistics_refuses_the_flags_of_a_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let stats = dir.path().join("s.safetensors");
+    save_stats(&model, "32", &stats);
+    for flags in
+        [&["--calib", "10"][..], &["--batch", "8"], &["--dataset", "fashion-mnist"], &["--mean", "0.5", "--std", "0.5"]]
+    {
+        let mut args = vec!["analyze", "--model", arg(&model), "--stats", arg(&stats), "--allow-rank-deficient"];
+        args.extend_from_slice(flags);
+        assert_clean_failure(&squeeze(&args), &[flags[0], "no effect with --stats"]);
+    }
+    let run = squeeze(&["analyze", "--model", arg(&model), "--stats", arg(&stats), "--allow-rank-deficient"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
+
+#[test]
+fn export_refuses_a_normalisation_its_checkpoint_already_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let run = export(&model, &dir.path().join("m.onnx"), &["--mean", "0.5", "--std", "0.5"]);
+    assert_clean_failure(&run, &["m.safetensors", "records its normalisation", "drop --mean and --std"]);
+    assert_eq!(dir_entries(dir.path()), ["m.safetensors"]);
+}
+
+// 13. `eval --against` compares each model as it is meant to be fed.
+
+#[test]
+fn eval_against_preprocesses_the_reference_with_its_own_normalisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    // The same weights, fed another normalisation: the two must not agree exactly.
+    let mut other = sq_models::checkpoint::load(&model, None).unwrap();
+    other.metadata_mut().insert("normalize_mean".into(), "0.9".into());
+    other.metadata_mut().insert("normalize_std".into(), "0.1".into());
+    let reference = dir.path().join("other.safetensors");
+    sq_models::checkpoint::save(&other, &reference, Default::default()).unwrap();
+    let compare = |reference: &Path| {
+        json_stdout(&squeeze(&[
+            "eval",
+            "--model",
+            arg(&model),
+            "--against",
+            arg(reference),
+            "--dataset",
+            "fashion-mnist",
+            "--limit",
+            "64",
+            "--json",
+        ]))
+    };
+    assert_eq!(compare(&model)["mean_kl"].as_f64().unwrap(), 0.0);
+    assert!(compare(&reference)["mean_kl"].as_f64().unwrap() > 1e-3);
+}
+
+#[test]
+fn eval_against_a_reference_of_another_class_count_fails_before_any_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let mut spec = sq_models::synthetic::VggSpec::uniform("vgg11_bn".parse().unwrap(), 8, 1, 32, 16);
+    spec.classifier = vec![16, 5];
+    let mut five = spec.build(3).unwrap();
+    five.metadata_mut().insert("normalize_mean".into(), "0.286".into());
+    five.metadata_mut().insert("normalize_std".into(), "0.353".into());
+    let reference = dir.path().join("five.safetensors");
+    sq_models::checkpoint::save(&five, &reference, Default::default()).unwrap();
+    let run = squeeze(&["eval", "--model", arg(&model), "--against", arg(&reference), "--dataset", "fashion-mnist"]);
+    let stderr = assert_clean_failure(&run, &["--against", "5 outputs"]);
+    assert!(!stderr.contains("Some(") && !stderr.contains("top-1"), "{stderr}");
+}
+
+// 14. What squeeze reads back is parsed strictly.
+
+#[test]
+fn a_widths_file_with_a_layer_twice_or_a_width_that_is_not_a_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let widths = dir.path().join("w.json");
+    let cases = [
+        (r#"{"features.0": 4, "features.0": 8}"#, &["w.json", "features.0", "twice"][..]),
+        (r#"{"features.0": 4.5}"#, &["w.json", "features.0", "whole number"]),
+        (r#"{"features.0": -1}"#, &["w.json", "features.0", "whole number"]),
+        (r#"{"selection": {"layers": [{"name": "features.0", "kept": [1, 1]}]}}"#, &["w.json", "features.0", "twice"]),
+        (r#"[4, 8]"#, &["w.json", "expected a squeeze manifest"]),
+    ];
+    for (text, needles) in cases {
+        std::fs::write(&widths, text).unwrap();
+        let run = compress(&model, &["--widths", arg(&widths), "-o", arg(&dir.path().join("o.safetensors"))]);
+        assert_clean_failure(&run, needles);
+    }
+}
+
+/// Rewrites the safetensors file at `path` keeping only the tensors `keep`
+/// accepts (any dtype), with its metadata edited by `edit`.
+fn rewrite_safetensors(
+    path: &Path,
+    keep: impl Fn(&str) -> bool,
+    edit: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap_or_default();
+    edit(&mut metadata);
+    let views: Vec<_> = st.tensors().into_iter().filter(|(k, _)| keep(k)).collect();
+    std::fs::write(path, safetensors::serialize(views, Some(metadata)).unwrap()).unwrap();
+}
+
+#[test]
+fn a_checkpoint_missing_a_tensor_its_architecture_has_names_that_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    for missing in ["classifier.3.bias", "features.0.bias", "features.1.running_mean"] {
+        let model = small_model(dir.path(), "m.safetensors");
+        rewrite_safetensors(&model, |k| k != missing, |_| {});
+        let run = squeeze(&["eval", "--model", arg(&model), "--dataset", "fashion-mnist"]);
+        assert_clean_failure(&run, &["m.safetensors", "missing tensor", missing]);
+    }
+    let resnet = dir.path().join("r.safetensors");
+    for (missing, reported) in [("layer2.0.downsample.", "layer2.0.downsample.0.weight"), ("fc.bias", "fc.bias")] {
+        std::fs::copy(root().join("data/resnet18_fashion_mnist.safetensors"), &resnet).unwrap();
+        rewrite_safetensors(&resnet, |k| !k.starts_with(missing), |_| {});
+        let run = squeeze(&["eval", "--model", arg(&resnet), "--dataset", "fashion-mnist"]);
+        assert_clean_failure(&run, &["r.safetensors", "missing tensor", reported]);
+    }
+}
+
+#[test]
+fn statistics_edited_after_they_were_written_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let stats = dir.path().join("s.safetensors");
+    let analyze =
+        |stats: &Path| squeeze(&["analyze", "--model", arg(&model), "--stats", arg(stats), "--allow-rank-deficient"]);
+    /// Metadata of a statistics file, edited in place.
+    type Edit = fn(&mut std::collections::HashMap<String, String>);
+    let edits: [(&str, Edit); 3] = [
+        ("checksum does not match", |m| drop(m.insert("shards".into(), "0123456789abcdef0123456789abcdef".into()))),
+        ("lists shard", |m| {
+            let shard = m["shards"].clone();
+            m.insert("shards".into(), format!("{shard},{shard}"));
+        }),
+        ("no `checksum`", |m| drop(m.remove("checksum"))),
+    ];
+    for (needle, edit) in edits {
+        save_stats(&model, "32", &stats);
+        rewrite_safetensors(&stats, |_| true, edit);
+        assert_clean_failure(&analyze(&stats), &["s.safetensors", needle]);
+        std::fs::remove_file(&stats).unwrap();
+    }
+    // One layer's sample count edited: the layers no longer saw the same images.
+    save_stats(&model, "32", &stats);
+    let bytes = std::fs::read(&stats).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let count = st.tensor("features.0.count").unwrap();
+    let offset = bytes.windows(8).position(|w| w == count.data()).unwrap();
+    let mut edited = bytes.clone();
+    let doubled = u64::from_le_bytes(count.data().try_into().unwrap()) * 2;
+    edited[offset..offset + 8].copy_from_slice(&doubled.to_le_bytes());
+    std::fs::write(&stats, edited).unwrap();
+    assert_clean_failure(&analyze(&stats), &["s.safetensors", "features.0", "images"]);
+}
+
+// 15. Errors come before the work, name the flag, and read as sentences.
+
+#[test]
+fn an_infeasible_budget_fails_before_profiling_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let out = dir.path().join("o.safetensors");
+    let run = compress(&model, &["-o", arg(&out), "--budget", "params:1e9x", "--allow-rank-deficient"]);
+    let stderr = assert_clean_failure(&run, &["--budget params:1000000000x", "cannot be met"]);
+    assert!(!stderr.contains("allocating"), "{stderr}");
+    assert_eq!(dir_entries(dir.path()), ["m.safetensors"]);
+}
+
+#[test]
+fn validation_counts_that_cannot_be_are_refused_naming_val() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let out = dir.path().join("o.safetensors");
+    for (val, needle) in [("0", "at least 1"), ("18446744073709551615", "more than the 60000"), ("60000", "overlap")] {
+        let run = compress(&model, &["-o", arg(&out), "--budget", "params:2x", "--val", val, "--allow-rank-deficient"]);
+        assert_clean_failure(&run, &["--val", needle]);
+    }
+}
+
+#[test]
+fn a_normalisation_that_blows_pixels_up_is_refused_naming_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    rewrite_safetensors(
+        &model,
+        |_| true,
+        |m| {
+            m.remove("normalize_mean");
+            m.remove("normalize_std");
+        },
+    );
+    let run =
+        squeeze(&["eval", "--model", arg(&model), "--dataset", "fashion-mnist", "--mean", "0.5", "--std", "1e-30"]);
+    let stderr = assert_clean_failure(&run, &["--mean", "--std", "as large as"]);
+    assert!(!stderr.contains("overflow"), "{stderr}");
+}
+
+#[test]
+fn export_refuses_a_batch_onnx_cannot_hold_and_an_image_size_the_model_was_not_made_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let out = dir.path().join("m.onnx");
+    let run = squeeze(&["export", "--model", arg(&model), "-o", arg(&out), "--batch", "9223372036854775808"]);
+    assert_clean_failure(&run, &["--batch", "9223372036854775808", "at most 9223372036854775807"]);
+    // 8x8 images padded to the model's 32x32 input: 12 pixels a side.
+    let run = squeeze(&["export", "--model", arg(&model), "-o", arg(&out), "--image-size", "8"]);
+    assert_clean_failure(&run, &["m.safetensors", "--image-size", "8x8", "more than 2 pixels a side"]);
+    assert_eq!(dir_entries(dir.path()), ["m.safetensors"]);
 }

@@ -200,7 +200,7 @@ fn refuses_to_overwrite_its_input() {
     // The same file reached through another path.
     let other = dir.path().join(".").join("small.safetensors");
     let out = squeeze(&["export", "--model", path_str(&model), "-o", path_str(&other), "--image-size", "4"]);
-    assert_clean_failure(&out, &["refusing to overwrite"]);
+    assert_clean_failure(&out, &["-o", "would overwrite the input --model"]);
     assert_eq!(std::fs::read(&model).unwrap(), before);
     assert_eq!(listing(dir.path()), ["small.safetensors"]);
 }
