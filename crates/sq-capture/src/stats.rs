@@ -281,6 +281,10 @@ impl Stats {
             let positions = l.positions_per_image as u64;
             owned.push((format!("{}.positions", l.name), Dtype::U64, vec![1], positions.to_le_bytes().to_vec()));
         }
+        if !self.images.is_empty() {
+            let image_bytes: Vec<u8> = self.images.iter().flat_map(|f| f.to_le_bytes()).collect();
+            owned.push((IMAGES.to_string(), Dtype::U64, vec![self.images.len()], image_bytes));
+        }
         let format_err = |e: safetensors::SafeTensorError| Error::Format { path: path.into(), message: e.to_string() };
         let views = owned
             .iter()
@@ -288,10 +292,6 @@ impl Stats {
                 Ok((name.clone(), TensorView::new(*dtype, shape.clone(), data).map_err(format_err)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        let image_bytes: Vec<u8> = self.images.iter().flat_map(|f| f.to_le_bytes()).collect();
-        if !self.images.is_empty() {
-            owned.push((IMAGES.to_string(), Dtype::U64, vec![self.images.len()], image_bytes));
-        }
         let order = self.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(",");
         let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
