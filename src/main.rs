@@ -27,6 +27,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    sq_io::end_quietly_on_closed_stdout();
     // A Ctrl-C removes the temporary files of outputs being written (exit 130).
     if let Err(err) = sq_io::remove_outputs_on_interrupt() {
         eprintln!("warning: {err}");

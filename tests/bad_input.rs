@@ -548,7 +548,8 @@ fn a_layer_with_zero_units_is_an_error() {
         set_tensor(t, "classifier.0.bias", vec![0]);
     });
     let run = squeeze(&["eval", "--model", arg(&model), "--dataset", "fashion-mnist", "--limit", "8"]);
-    assert_clean_failure(&run, &["zero.safetensors", "classifier.0", "at least one unit"]);
+    let stderr = assert_clean_failure(&run, &["zero.safetensors", "classifier.0", "at least one unit", "0x8"]);
+    assert!(!stderr.contains("--arch"), "{stderr}");
 }
 
 #[test]
@@ -584,6 +585,12 @@ fn unknown_tensors_in_a_checkpoint_are_listed_and_refused() {
     });
     let run = squeeze(&["eval", "--model", arg(&model), "--dataset", "fashion-mnist", "--limit", "8"]);
     assert_clean_failure(&run, &["extra.safetensors", "features.0.weight_mask", "classifier.0.running_mean"]);
+    // A BatchNorm's training counter is skipped only where there is that BatchNorm.
+    let model = edited_model(dir.path(), "counter.safetensors", |t| {
+        t.push(("features.99.num_batches_tracked".into(), vec![1], vec![0.0]));
+    });
+    let run = squeeze(&["eval", "--model", arg(&model), "--dataset", "fashion-mnist", "--limit", "8"]);
+    assert_clean_failure(&run, &["counter.safetensors", "features.99.num_batches_tracked"]);
 }
 
 #[test]
@@ -946,7 +953,10 @@ fn a_dataset_file_that_is_a_fifo_is_refused_by_name() {
     assert!(std::process::Command::new("mkfifo").arg(&labels).status().unwrap().success());
     let spec = format!("fashion-mnist:{}", dir.path().display());
     let run = squeeze_within_a_minute(&["eval", "--model", arg(&model), "--dataset", &spec]);
-    assert_clean_failure(&run, &["t10k-labels-idx1-ubyte.gz", "named pipe"]);
+    assert_clean_failure(&run, &["--dataset", "t10k-labels-idx1-ubyte.gz", "named pipe"]);
+    let out = dir.path().join("out.safetensors");
+    let run = squeeze_within_a_minute(&["compress", "--model", arg(&model), "--dataset", &spec, "-o", arg(&out)]);
+    assert_clean_failure(&run, &["--dataset", "t10k-labels-idx1-ubyte.gz", "named pipe"]);
 }
 
 #[test]
@@ -976,6 +986,7 @@ fn compress_refuses_flags_that_would_have_no_effect_before_any_work() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["--mode", "one-pass", "--repair"], &["--repair", "--mode sequential"]),
         (&["--mode", "one-pass", "--target", "original"], &["--target original", "one-pass"]),
+        (&["--mode", "one-pass", "--target", "current"], &["--target current", "one-pass"]),
         (&["--compensate", "none", "--target", "original"], &["--target original", "--compensate none"]),
         (&["--allocate", "variance"], &["--allocate", "no effect", "--budget"]),
         (&["--val", "100"], &["--val", "no effect"]),
@@ -1003,6 +1014,7 @@ fn residual_streams_refuse_the_settings_they_do_not_follow() {
         (&["--stream", "tau:0.9", "--objective", "output"], &["--objective output", "residual streams"]),
         (&["--stream", "tau:0.9", "--select", "l1"], &["--select l1", "residual streams"]),
         (&["--stream", "width:1000"], &["--stream width:1000", "wider than the residual stream"]),
+        (&["--stream", "fraction:1"], &["--stream", "every channel"]),
     ];
     for (flags, needles) in cases {
         let mut extra = vec!["-o", arg(&out)];
@@ -1097,6 +1109,14 @@ fn a_widths_file_with_a_layer_twice_or_a_width_that_is_not_a_count_is_refused() 
         (r#"{"features.0": -1}"#, &["w.json", "features.0", "whole number"]),
         (r#"{"selection": {"layers": [{"name": "features.0", "kept": [1, 1]}]}}"#, &["w.json", "features.0", "twice"]),
         (r#"[4, 8]"#, &["w.json", "expected a squeeze manifest"]),
+        (
+            r#"{"selection": {"layers": [{"name": "features.0", "width": 8, "kept": [0, 99]}]}}"#,
+            &["w.json", "features.0", "unit 99", "8 units"],
+        ),
+        (
+            r#"{"selection": {"layers": [{"name": "features.0", "width": 64, "kept": [0, 1]}]}}"#,
+            &["w.json", "written for a model", "`features.0` has 64 units", "--model's has 8"],
+        ),
     ];
     for (text, needles) in cases {
         std::fs::write(&widths, text).unwrap();
@@ -1228,4 +1248,118 @@ fn export_refuses_a_batch_onnx_cannot_hold_and_an_image_size_the_model_was_not_m
     let run = squeeze(&["export", "--model", arg(&model), "-o", arg(&out), "--image-size", "8"]);
     assert_clean_failure(&run, &["m.safetensors", "--image-size", "8x8", "more than 2 pixels a side"]);
     assert_eq!(dir_entries(dir.path()), ["m.safetensors"]);
+}
+
+#[test]
+fn an_output_path_ending_in_a_separator_fails_before_reading_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = not_a_model(dir.path());
+    let out = format!("{}/c.safetensors/", dir.path().display());
+    let stderr = assert_clean_failure(&compress(&garbage, &["-o", &out]), &["-o", "names a directory"]);
+    assert!(!stderr.contains("not a valid safetensors"), "{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_squeeze"))
+        .args(["eval", "--model", arg(&model), "--dataset", "fashion-mnist", "--limit", "64"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // The reader goes away, as `| head` does.
+    let run = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(run.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", run.status);
+}
+
+#[test]
+fn eval_limits_beyond_the_split_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let run =
+        squeeze(&["eval", "--model", arg(&model), "--dataset", "fashion-mnist", "--skip", "9990", "--limit", "500"]);
+    assert_clean_failure(&run, &["--limit 500", "only 10 images", "--skip 9990"]);
+}
+
+#[test]
+fn eval_against_a_reference_that_overflows_names_the_reference_before_the_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let huge = model_with_value(dir.path(), "huge.safetensors", 3e38);
+    let run = squeeze(&["eval", "--model", arg(&model), "--against", arg(&huge), "--dataset", "fashion-mnist"]);
+    let stderr = assert_clean_failure(&run, &["--against", "huge.safetensors", "the reference's outputs"]);
+    assert!(run.stdout.is_empty(), "{stderr}");
+}
+
+#[test]
+fn a_manifest_records_the_widths_file_and_the_storage_actually_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let widths = dir.path().join("w.json");
+    let layers = sq_models::checkpoint::load(&model, None).unwrap();
+    let object: serde_json::Map<String, serde_json::Value> =
+        layers.links().iter().map(|l| (layers.name(l.producer), serde_json::json!(4))).collect();
+    std::fs::write(&widths, serde_json::Value::Object(object).to_string()).unwrap();
+    let out = dir.path().join("o.safetensors");
+    let run = compress(&model, &["--widths", arg(&widths), "--f16", "-o", arg(&out), "--allow-rank-deficient"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("o.json")).unwrap()).unwrap();
+    assert!(manifest["budget"].is_null(), "{}", manifest["budget"]);
+    assert_eq!(manifest["widths_file"], arg(&widths));
+    assert_eq!(manifest["storage"], "f16");
+}
+
+#[test]
+fn resnet_input_metadata_that_is_malformed_or_disagrees_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let resnet = dir.path().join("r.safetensors");
+    for (input, needle) in [("1x28x28x", "is not CxHxW"), ("3x32x32", "3 channels")] {
+        std::fs::copy(root().join("data/resnet18_fashion_mnist.safetensors"), &resnet).unwrap();
+        rewrite_safetensors(&resnet, |_| true, |m| drop(m.insert("input".into(), input.into())));
+        let run = squeeze(&["eval", "--model", arg(&resnet), "--dataset", "fashion-mnist", "--limit", "8"]);
+        assert_clean_failure(&run, &["r.safetensors", "metadata `input`", needle]);
+    }
+}
+
+#[test]
+fn statistics_with_tensors_of_no_layer_or_of_the_wrong_shape_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let stats = dir.path().join("s.safetensors");
+    save_stats(&model, "32", &stats);
+    let bytes = std::fs::read(&stats).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let sum = st.tensor("features.0.sum").unwrap();
+    for (extra, needle) in [("junk.sum", "junk.sum"), ("features.0.sum", "expected n")] {
+        let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+            st.tensors().into_iter().filter(|(k, _)| k != "features.0.sum").collect();
+        let shape = if extra == "junk.sum" { sum.shape().to_vec() } else { vec![1, sum.shape()[0]] };
+        let view = safetensors::tensor::TensorView::new(sum.dtype(), shape, sum.data()).unwrap();
+        views.push((extra.to_string(), view));
+        if extra == "junk.sum" {
+            views.push(("features.0.sum".to_string(), sum.clone()));
+        }
+        let edited = dir.path().join("e.safetensors");
+        std::fs::write(&edited, safetensors::serialize(views, header.metadata().clone()).unwrap()).unwrap();
+        let run = squeeze(&["analyze", "--model", arg(&model), "--stats", arg(&edited), "--allow-rank-deficient"]);
+        assert_clean_failure(&run, &["e.safetensors", needle]);
+    }
+}
+
+#[test]
+fn export_names_the_image_size_it_cannot_pad() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "m.safetensors");
+    let run = squeeze(&["export", "--model", arg(&model), "-o", arg(&dir.path().join("m.onnx")), "--image-size", "31"]);
+    let stderr = assert_clean_failure(&run, &["--image-size", "31x31", "32x32"]);
+    assert!(!stderr.contains("--mean"), "{stderr}");
 }

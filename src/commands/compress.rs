@@ -116,6 +116,9 @@ pub fn run(args: Args) -> Result<()> {
         None => None,
     };
     let model = args.model.load()?;
+    if let (Some(file), Some(path)) = (&widths_file, &args.widths) {
+        check_written_for(&model, file, path)?;
+    }
     let budget = match (args.budget, args.tau) {
         (Some(budget), _) => budget,
         (None, Some(tau)) => ModelBudget::Tau(tau),
@@ -142,10 +145,17 @@ pub fn run(args: Args) -> Result<()> {
         bail!("--val would have no effect: --allocate {allocator} reads no validation images (only measured does)");
     }
     let widths = match (widths_file, budget) {
-        (Some(widths), _) => Widths::PerLayer(widths),
+        (Some(file), _) => Widths::PerLayer(file.widths),
         (None, ModelBudget::Tau(tau)) => Widths::Uniform(Budget::Tau(tau)),
         (None, ModelBudget::Ratio { .. }) => Widths::PerLayer(BTreeMap::new()), // allocated below
     };
+    if args.target.is_some() && (args.mode == Mode::OnePass || args.compensation == Compensation::None) {
+        bail!(
+            "--target {} would have no effect with {}: there the target is not a choice",
+            args.target.unwrap_or(Target::Current),
+            if args.mode == Mode::OnePass { "--mode one-pass" } else { "--compensate none" }
+        );
+    }
     let mut settings = Settings {
         widths,
         strategy: args.strategy,
@@ -201,7 +211,10 @@ pub fn run(args: Args) -> Result<()> {
     let dtype = if args.f16 { StorageDtype::F16 } else { StorageDtype::F32 };
     let checkpoint = to_bytes(&squeezed, dtype, &args.output)?;
     let run = Run {
-        budget,
+        // Explicit widths are the budget: the file they came from is recorded instead.
+        budget: args.widths.is_none().then_some(budget),
+        widths_file: args.widths.as_deref(),
+        storage: if args.f16 { "f16" } else { "f32" },
         allocation: allocation.as_ref(),
         dataset: spec.to_string(),
         calibration: calib.len(),
@@ -222,12 +235,14 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The manifest: settings, sizes before/after, per-layer outcome and the replayable selection.
 /// What one run was asked for and looked at, for the manifest: the
-/// budget and its allocation, the calibration images (first of the training
-/// split) and the validation images (last of it), and what was written.
+/// budget (or the `--widths` file) and its allocation, the calibration images
+/// (first of the training split) and the validation images (last of it), and
+/// what was written, in which precision.
 struct Run<'a> {
-    budget: ModelBudget,
+    budget: Option<ModelBudget>,
+    widths_file: Option<&'a Path>,
+    storage: &'static str,
     allocation: Option<&'a Allocation>,
     dataset: String,
     calibration: usize,
@@ -236,6 +251,7 @@ struct Run<'a> {
     bytes: usize,
 }
 
+/// The manifest: settings, sizes before/after, per-layer outcome and the replayable selection.
 fn summary(model: &Model, outcome: &Outcome, settings: &Settings, run: &Run<'_>) -> Result<Value> {
     let (p0, p1) = (model.param_count(), outcome.model.param_count());
     let (f0, f1) = (model.macs(), outcome.model.macs());
@@ -243,6 +259,8 @@ fn summary(model: &Model, outcome: &Outcome, settings: &Settings, run: &Run<'_>)
         "output": run.output,
         "bytes": run.bytes,
         "budget": run.budget,
+        "widths_file": run.widths_file,
+        "storage": run.storage,
         "settings": settings,
         "calibration": { "dataset": run.dataset, "split": "train", "images": run.calibration, "from": "start" },
         "validation": { "dataset": run.dataset, "split": "train", "images": run.validation, "from": "end" },
@@ -280,14 +298,23 @@ fn print_report(model: &Model, outcome: &Outcome) {
 /// The largest `--widths` file read: 16 MiB of JSON.
 const MAX_WIDTHS: sq_io::Cap = sq_io::Cap { bytes: 16 << 20, what: "a widths file" };
 
+/// Widths read from a `--widths` file.
+struct WidthsFile {
+    /// Kept units per producer (or residual stream).
+    widths: BTreeMap<String, usize>,
+    /// For a manifest, the width each layer had in the model it was written for.
+    original: BTreeMap<String, usize>,
+}
+
 /// Per-producer widths from a manifest (`selection.layers[].kept`) or a plain `{name: width}` object,
-/// read strictly: a layer named twice, a width that is not a whole number, a kept list with repeats are
-/// errors naming the file and the layer.
-fn load_widths(path: &Path) -> Result<BTreeMap<String, usize>> {
+/// read strictly: a layer named twice, a width that is not a whole number, a kept list with repeats or
+/// with a unit beyond the layer's recorded width are errors naming the file and the layer.
+fn load_widths(path: &Path) -> Result<WidthsFile> {
     let shown = format!("--widths {}", path.display());
     let bytes = sq_io::read_input(path, MAX_WIDTHS).with_context(|| format!("{shown}: cannot read it"))?;
     let value = sq_io::parse_json(&bytes).with_context(|| format!("{shown}: not valid JSON"))?;
     let mut entries: Vec<(String, usize)> = Vec::new();
+    let mut original = BTreeMap::new();
     if let Some(layers) = value.pointer("/selection/layers") {
         let layers = layers.as_array().with_context(|| format!("{shown}: `selection.layers` is not a list"))?;
         for (i, layer) in layers.iter().enumerate() {
@@ -307,6 +334,14 @@ fn load_widths(path: &Path) -> Result<BTreeMap<String, usize>> {
             if units.windows(2).any(|w| w[0] == w[1]) {
                 bail!("{shown}: layer `{name}`: `kept` lists a unit twice");
             }
+            let width = layer
+                .get("width")
+                .and_then(Value::as_u64)
+                .with_context(|| format!("{shown}: layer `{name}` has no `width` (its number of units)"))?;
+            if let Some(beyond) = units.iter().find(|&&u| u >= width) {
+                bail!("{shown}: layer `{name}`: `kept` lists unit {beyond}, but the layer has {width} units");
+            }
+            original.insert(name.to_owned(), width as usize);
             entries.push((name.to_owned(), units.len()));
         }
     } else if let Some(object) = value.as_object() {
@@ -329,5 +364,23 @@ fn load_widths(path: &Path) -> Result<BTreeMap<String, usize>> {
     if widths.is_empty() {
         bail!("{shown}: it names no layer");
     }
-    Ok(widths)
+    Ok(WidthsFile { widths, original })
+}
+
+/// Checks that a manifest given as `--widths` was written for a model whose
+/// layers have `model`'s widths (its unit indices would mean nothing otherwise).
+fn check_written_for(model: &Model, file: &WidthsFile, path: &Path) -> Result<()> {
+    let links: Vec<(String, usize)> = model.links().iter().map(|l| (model.name(l.producer), l.units())).collect();
+    let streams = model.streams().into_iter().map(|s| (s.name, s.units));
+    for (name, units) in links.into_iter().chain(streams) {
+        if let Some(&recorded) = file.original.get(&name) {
+            if recorded != units {
+                bail!(
+                    "--widths {}: it was written for a model whose `{name}` has {recorded} units; --model's has {units}",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -42,7 +42,11 @@ pub struct Args {
 
 /// Runs `squeeze eval`.
 pub fn run(args: Args) -> Result<()> {
-    Plan::new(false).input("--model", &args.model.model).input_opt("--against", args.against.as_deref()).check()?;
+    Plan::new(false)
+        .input("--model", &args.model.model)
+        .input_opt("--against", args.against.as_deref())
+        .inputs_if_present("--dataset", args.data.spec()?.candidate_files())
+        .check()?;
     let model = args.model.load()?;
     let reference = match &args.against {
         Some(path) => Some(
@@ -63,6 +67,13 @@ pub fn run(args: Args) -> Result<()> {
         data = data.slice(args.skip..data.len());
     }
     if let Some(limit) = args.limit {
+        anyhow::ensure!(
+            limit <= data.len(),
+            "--limit {limit}: only {} images of the {} split of {spec} are left{}",
+            data.len(),
+            args.split,
+            if args.skip > 0 { format!(" after --skip {}", args.skip) } else { String::new() }
+        );
         data.truncate(limit);
     }
     let (pre, reference_pre) = match &reference {
@@ -80,9 +91,7 @@ pub fn run(args: Args) -> Result<()> {
             path.display()
         );
     }
-    let bar = progress::bar(data.len(), "evaluating", "images");
-    let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
+    // The comparison first: a reference that does not run fails before the long evaluation.
     let fidelity = match (&reference, &reference_pre) {
         (Some(reference), Some(reference_pre)) => {
             let bar = progress::bar(data.len(), "comparing", "images");
@@ -100,6 +109,9 @@ pub fn run(args: Args) -> Result<()> {
         _ => None,
     };
 
+    let bar = progress::bar(data.len(), "evaluating", "images");
+    let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
     let arch = model.arch_name();
     if args.json {
         let out = json!({

@@ -59,7 +59,12 @@ pub fn run(args: Args) -> Result<()> {
     println!("wrote {} (ONNX opset {OPSET}, BatchNorm folded)", args.output.display());
     println!("input   `{}`: {batch} x {c} x {h} x {w} float32", sq_export::INPUT);
     println!("output  `{}`: {batch} x {}", sq_export::OUTPUT, model.output_shape());
-    println!("feed    (pixel / 255 - mean {mean:?}) / std {std:?}, then {pad} pixels of border on every side");
+    let list = |values: &[f32]| values.iter().map(f32::to_string).collect::<Vec<_>>().join(", ");
+    println!(
+        "feed    (pixel / 255 - mean [{}]) / std [{}], then {pad} pixels of border on every side",
+        list(&mean),
+        list(&std)
+    );
     Ok(())
 }
 
@@ -81,7 +86,9 @@ fn preprocessing(model: &Model, args: &Args, input_hw: (usize, usize)) -> Result
         None => format!("the images of its dataset `{}`", dataset.unwrap_or_default()),
     };
     sq_models::eval::check_padding(image_hw, input_hw, &images).with_context(|| format!("{path}"))?;
-    Preprocess::new(mean, std, image_hw, input_hw).with_context(|| format!("--mean/--std or {path}'s metadata"))
+    // The normalisation alone first, so that each error names what it comes from.
+    Preprocess::with_pad(mean.clone(), std.clone(), 0).with_context(|| format!("--mean/--std or {path}'s metadata"))?;
+    Preprocess::new(mean, std, image_hw, input_hw).with_context(|| format!("{path}: {images}"))
 }
 
 /// Image size of the datasets squeeze reads, by the name a checkpoint's

@@ -219,8 +219,11 @@ fn with_advice(err: sq_models::Error) -> anyhow::Error {
         ) => Some(
             "the normalisation comes from --mean/--std, or from the checkpoint's normalize_mean/normalize_std metadata",
         ),
-        // Only a VGG's pools are read off its numbering; a ResNet's structure is in its keys.
-        sq_models::Error::Layout { message, .. } if message.contains("features") || message.contains("classifier") => {
+        // Only a VGG's pools are read off its numbering (a ResNet's structure is in its keys): the
+        // errors about gaps and about the classifier's input.
+        sq_models::Error::Layout { message, .. }
+            if message.contains("parameter-free layers") || message.contains("which is not the last conv's") =>
+        {
             Some("if the checkpoint's layer numbering is not torchvision's, pass --arch (e.g. --arch vgg16_bn)")
         }
         _ => None,

@@ -123,11 +123,12 @@ impl Plan {
     }
 
     /// Files that are read if they exist (a dataset's candidate files): no
-    /// error when absent, the loader reports that, but never overwritten.
+    /// error when absent, the loader reports that, but never overwritten;
+    /// one that exists and is not a regular file (a FIFO) is refused now.
     pub fn inputs_if_present(&mut self, role: &str, paths: impl IntoIterator<Item = PathBuf>) -> &mut Self {
         for path in paths {
-            if path.is_file() {
-                self.inputs.push(entry(role, &path));
+            if std::fs::symlink_metadata(&path).is_ok() {
+                self.input(role, &path);
             }
         }
         self

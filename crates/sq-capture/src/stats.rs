@@ -337,10 +337,21 @@ impl Stats {
             _ => return Err(bad(format!("metadata `format` is not `{FORMAT}`: not a squeeze statistics file"))),
         }
         let order = meta.get("layers").ok_or_else(|| bad("metadata has no `layers`".into()))?;
-        let tensor = |key: String, dtype: Dtype| -> Result<Vec<u8>> {
+        // `shape`: the expected shape, `None` standing for any length.
+        let tensor = |key: String, dtype: Dtype, shape: &[Option<usize>]| -> Result<Vec<u8>> {
             let t = file.tensor(&key).map_err(|_| bad(format!("missing tensor `{key}`")))?;
             if t.dtype() != dtype {
                 return Err(bad(format!("tensor `{key}` is {:?}, expected {dtype:?}", t.dtype())));
+            }
+            let fits =
+                t.shape().len() == shape.len() && t.shape().iter().zip(shape).all(|(d, e)| e.is_none_or(|e| *d == e));
+            if !fits {
+                let expected: Vec<String> = shape.iter().map(|e| e.map_or("n".into(), |e| e.to_string())).collect();
+                return Err(bad(format!(
+                    "tensor `{key}` has shape {}, expected {}",
+                    sq_models::dims_text(t.shape()),
+                    expected.join("x")
+                )));
             }
             Ok(t.data().to_vec())
         };
@@ -356,9 +367,9 @@ impl Stats {
             if name.is_empty() || layers.iter().any(|l| l.name == name) {
                 return Err(bad(format!("metadata `layers` = `{order}` names a layer twice or an empty one")));
             }
-            let sum = f64s(tensor(format!("{name}.sum"), Dtype::F64)?);
-            let gram_data = f64s(tensor(format!("{name}.gram"), Dtype::F64)?);
+            let sum = f64s(tensor(format!("{name}.sum"), Dtype::F64, &[None])?);
             let n = sum.len();
+            let gram_data = f64s(tensor(format!("{name}.gram"), Dtype::F64, &[Some(n), Some(n)])?);
             let non_finite = |v: &[f64]| v.iter().filter(|x| !x.is_finite()).count();
             for (what, count) in [("sum", non_finite(&sum)), ("gram", non_finite(&gram_data))] {
                 if count > 0 {
@@ -372,8 +383,8 @@ impl Stats {
             if (0..n).any(|i| gram[(i, i)] < 0.0) {
                 return Err(bad(format!("tensor `{name}.gram` has a negative diagonal entry: not a sum of squares")));
             }
-            let count = u64_of(tensor(format!("{name}.count"), Dtype::U64)?)?;
-            let positions = u64_of(tensor(format!("{name}.positions"), Dtype::U64)?)?;
+            let count = u64_of(tensor(format!("{name}.count"), Dtype::U64, &[Some(1)])?)?;
+            let positions = u64_of(tensor(format!("{name}.positions"), Dtype::U64, &[Some(1)])?)?;
             let positions = usize::try_from(positions).ok().filter(|&p| p > 0 && count % p as u64 == 0 && count > 0);
             let Some(positions) = positions else {
                 return Err(bad(format!(
@@ -404,6 +415,17 @@ impl Stats {
             if shards[..i].contains(shard) {
                 return Err(bad(format!("metadata `shards` lists shard {shard} twice: its images would count twice")));
             }
+        }
+        let known = |key: &str| {
+            key == IMAGES
+                || key.rsplit_once('.').is_some_and(|(layer, part)| {
+                    ["sum", "gram", "count", "positions"].contains(&part) && layers.iter().any(|l| l.name == layer)
+                })
+        };
+        let mut unknown: Vec<&str> = file.names().into_iter().filter(|key| !known(key)).collect();
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            return Err(bad(format!("tensors {} belong to no layer it lists", unknown.join(", "))));
         }
         let images = match file.tensor(IMAGES) {
             Err(_) => Vec::new(),

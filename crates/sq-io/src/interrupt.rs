@@ -96,3 +96,17 @@ pub fn remove_outputs_on_interrupt() -> Result<(), InterruptError> {
         })
         .clone()
 }
+
+/// Restores the default action of `SIGPIPE` (Rust's runtime ignores it), so
+/// that `squeeze eval ... | head` ends quietly when the reader goes away, as
+/// Unix tools do, instead of panicking on a write to a closed stdout. Every
+/// command commits its outputs before it prints its summary, so the files
+/// are whole either way. Meant for binaries, at start-up; a no-op elsewhere
+/// than on Unix.
+pub fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

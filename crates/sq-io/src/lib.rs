@@ -80,7 +80,7 @@ mod output_set;
 use std::path::{Path, PathBuf};
 
 pub use input::{check_input, open_input, read_input, read_safetensors, Cap};
-pub use interrupt::{remove_outputs_on_interrupt, InterruptError, INTERRUPTED_EXIT_CODE};
+pub use interrupt::{end_quietly_on_closed_stdout, remove_outputs_on_interrupt, InterruptError, INTERRUPTED_EXIT_CODE};
 pub use json::parse_json;
 pub use leftovers::remove_leftovers;
 pub use output_set::{Existing, OutputSet};
@@ -124,7 +124,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// ```
 pub fn check_writable(path: &Path) -> Result<()> {
     let error = |message: String| Error { path: path.to_owned(), source: std::io::Error::other(message) };
-    if path.file_name().is_none() {
+    let ends_in_separator = path.as_os_str().to_string_lossy().ends_with(std::path::is_separator);
+    if path.file_name().is_none() || ends_in_separator {
         return Err(error("the path names a directory, not a file".into()));
     }
     let dir = parent_dir(path);

@@ -180,9 +180,13 @@ fn tensor_bytes(tensor: &Tensor, dtype: StorageDtype) -> Result<Vec<u8>> {
 /// skipped.
 fn read_tensors(file: &SafeTensors<'_>, path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let mut tensors = BTreeMap::new();
+    let names: std::collections::HashSet<String> = file.names().into_iter().map(str::to_owned).collect();
     for (key, view) in file.tensors() {
-        if key.ends_with(".num_batches_tracked") {
-            continue;
+        // Skipped only where it belongs to a BatchNorm; elsewhere it is an unknown tensor.
+        if let Some(layer) = key.strip_suffix(".num_batches_tracked") {
+            if names.contains(&format!("{layer}.running_mean")) || names.contains(&format!("{layer}.running_var")) {
+                continue;
+            }
         }
         let dtype = match view.dtype() {
             Dtype::F32 => DType::F32,
@@ -443,10 +447,12 @@ impl Groups {
 }
 
 /// Whether a layer's tensors are a BatchNorm's: it has running statistics
-/// (either one: a checkpoint missing the other is then reported as missing
-/// that tensor, not as holding unknown ones).
+/// or a 1-D weight (so that a checkpoint missing some of them is reported
+/// as missing those tensors, not as holding unknown ones or a bad conv).
 fn is_batch_norm(params: &Params) -> bool {
-    params.contains_key("running_mean") || params.contains_key("running_var")
+    params.contains_key("running_mean")
+        || params.contains_key("running_var")
+        || params.get("weight").is_some_and(|w| w.rank() == 1)
 }
 
 /// A conv, its optional BatchNorm, and the torchvision indices they span.

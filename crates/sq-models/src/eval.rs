@@ -193,7 +193,14 @@ pub fn fidelity(
             Error::NonFiniteOutput { image } => Error::NonFiniteOutput { image: done + image },
             e => e,
         };
-        let p = log_softmax(&reference.forward(&x_reference?)?).map_err(at_done)?;
+        let p = log_softmax(&reference.forward(&x_reference?)?).map_err(at_done).map_err(|e| match e {
+            Error::NonFiniteOutput { image } => Error::Mismatch {
+                message: format!(
+                    "the reference's outputs for image {image} are NaN or infinite (its weights overflow float32 on this input)"
+                ),
+            },
+            e => e,
+        })?;
         let q = log_softmax(&model.forward(&x?)?).map_err(at_done)?;
         agree += p.iter().zip(&q).filter(|(p, q)| argmax(p) == argmax(q)).count();
         kl += kl_sum(&p, &q);

@@ -500,7 +500,10 @@ fn output_shape(layer: &Layer, input: ActShape) -> std::result::Result<ActShape,
             let wd = dims(conv.weight());
             let (out_c, in_c, k) = (wd[0], wd[1], wd[2]);
             if out_c == 0 || in_c == 0 || k == 0 {
-                return Err(format!("has a weight of shape {wd:?}: a layer needs at least one unit in and out"));
+                return Err(format!(
+                    "has a weight of shape {}: a layer needs at least one unit in and out",
+                    crate::dims_text(&wd)
+                ));
             }
             if in_c != c {
                 return Err(format!("reads {in_c} channels but its input has {c}"));
@@ -533,7 +536,10 @@ fn output_shape(layer: &Layer, input: ActShape) -> std::result::Result<ActShape,
         (Layer::Linear(linear), ActShape::Vector(n)) => {
             let wd = dims(linear.weight());
             if wd[0] == 0 || wd[1] == 0 {
-                return Err(format!("has a weight of shape {wd:?}: a layer needs at least one unit in and out"));
+                return Err(format!(
+                    "has a weight of shape {}: a layer needs at least one unit in and out",
+                    crate::dims_text(&wd)
+                ));
             }
             if wd[1] != n {
                 return Err(format!("reads {} features but its input has {n}", wd[1]));

@@ -311,7 +311,22 @@ pub(crate) fn from_tensors(
     }
 
     let default_side = if max_pool { 224 } else { 32 };
-    let (h, w) = input_side(&metadata).unwrap_or((default_side, default_side));
+    let (h, w) = match input_shape(&metadata) {
+        None => (default_side, default_side),
+        Some(Ok((c, h, w))) if c == in_channels => (h, w),
+        Some(Ok((c, _, _))) => {
+            return Err(Error::Layout {
+                path: path.into(),
+                message: format!("metadata `input` gives {c} channels but conv1 reads {in_channels}"),
+            })
+        }
+        Some(Err(value)) => {
+            return Err(Error::Layout {
+                path: path.into(),
+                message: format!("metadata `input` = `{value}` is not CxHxW with positive sides (e.g. 1x32x32)"),
+            })
+        }
+    };
     let input = ActShape::Map { c: in_channels, h, w };
     Model::new(input, layers, metadata).map_err(|e| Error::Layout { path: path.into(), message: e.to_string() })
 }
@@ -325,14 +340,16 @@ fn last_conv_channels(layers: &[Layer]) -> usize {
         .unwrap_or(0)
 }
 
-/// The input side from the checkpoint's `input` metadata (`1x32x32 ...`).
-fn input_side(metadata: &BTreeMap<String, String>) -> Option<(usize, usize)> {
-    let shape = metadata.get("input")?.split_whitespace().next()?;
-    let dims: Vec<usize> = shape.split('x').map(str::parse).collect::<std::result::Result<_, _>>().ok()?;
-    match dims.as_slice() {
-        [_, h, w] if *h > 0 && *w > 0 => Some((*h, *w)),
-        _ => None,
-    }
+/// The input shape `(c, h, w)` from the checkpoint's `input` metadata
+/// (`1x32x32 ...`): `None` without one, the value itself if malformed.
+fn input_shape(metadata: &BTreeMap<String, String>) -> Option<std::result::Result<(usize, usize, usize), String>> {
+    let value = metadata.get("input")?;
+    let shape = value.split_whitespace().next().unwrap_or("");
+    let dims: Option<Vec<usize>> = shape.split('x').map(|d| d.parse().ok()).collect();
+    Some(match dims.as_deref() {
+        Some(&[c, h, w]) if c > 0 && h > 0 && w > 0 => Ok((c, h, w)),
+        _ => Err(value.clone()),
+    })
 }
 
 /// Takes tensors out of a `state_dict` by key, so that what is left at the

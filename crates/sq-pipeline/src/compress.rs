@@ -196,6 +196,14 @@ impl Settings {
                     )));
                 }
             }
+            let keeps_all = match self.stream {
+                Some(Budget::Fraction(f)) => f >= 1.0,
+                Some(Budget::Width(w)) => streams.iter().all(|s| s.units <= w),
+                _ => false,
+            };
+            if keeps_all {
+                return unsupported("--stream keeps every channel of every residual stream: it would have no effect");
+            }
         }
         let squeezes_streams = self.stream.is_some()
             || matches!(&self.widths, Widths::PerLayer(w) if model.streams().iter().any(|s| w.contains_key(&s.name)));

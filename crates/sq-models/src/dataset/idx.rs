@@ -134,6 +134,10 @@ fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<(
 fn open(path: &Path) -> Result<(Box<dyn Read>, bool, u64), DatasetError> {
     let io_error = |source| DatasetError::Io { path: path.to_owned(), source };
     let (file, len) = sq_io::open_input(path).map_err(io_error)?;
+    if len > MAX_DATA_BYTES {
+        let reason = format!("{len} bytes is more than the {MAX_DATA_BYTES} a dataset file may hold");
+        return Err(DatasetError::Shape { path: path.to_owned(), reason });
+    }
     let mut reader = BufReader::new(file);
     if reader.fill_buf().map_err(io_error)?.starts_with(&GZIP_MAGIC) {
         Ok((Box::new(MultiGzDecoder::new(reader)), true, len))
