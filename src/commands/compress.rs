@@ -15,7 +15,7 @@ use sq_report::progress;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
 
-use super::model_args::{positive, CalibrationArgs, DataArgs, ModelArgs};
+use super::model_args::{given, positive, CalibrationArgs, DataArgs, ModelArgs};
 use super::outputs::Plan;
 
 /// The role of the manifest in output planning and its errors.
@@ -130,11 +130,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let allocator = args.allocate.unwrap_or(Allocator::Measured);
     if global.is_none() {
-        let ignored: Vec<&str> = [("--allocate", args.allocate.is_some()), ("--val", args.val.is_some())]
-            .iter()
-            .filter(|f| f.1)
-            .map(|f| f.0)
-            .collect();
+        let ignored = given(&[("--allocate", args.allocate.is_some()), ("--val", args.val.is_some())]);
         if !ignored.is_empty() {
             bail!(
                 "{} would have no effect: only a params/flops --budget allocates widths on validation images",

@@ -83,26 +83,14 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => (args.data.preprocess(&model, &data)?, None),
     };
-    if let (Some(reference), Some(path)) = (&reference, &args.against) {
-        let (outputs, reference_outputs) = (model.output_shape().units(), reference.output_shape().units());
-        anyhow::ensure!(
-            outputs == reference_outputs,
-            "--against {}: the reference has {reference_outputs} outputs but --model has {outputs}",
-            path.display()
-        );
-    }
-    // The comparison first: a reference that does not run fails before the long evaluation.
-    let fidelity = match (&reference, &reference_pre) {
-        (Some(reference), Some(reference_pre)) => {
+    // The comparison first (its output sizes are checked before any image): a reference that does
+    // not run fails before the long evaluation.
+    let fidelity = match (&reference, &reference_pre, &args.against) {
+        (Some(reference), Some(reference_pre), Some(path)) => {
             let bar = progress::bar(data.len(), "comparing", "images");
             let pres = (&pre, reference_pre);
             let f = fidelity(&model, reference, &data, pres, args.batch, |done| bar.set_position(done as u64))
-                .with_context(|| {
-                    format!(
-                        "comparing with --against {}",
-                        args.against.as_ref().map_or(String::new(), |p| p.display().to_string())
-                    )
-                })?;
+                .with_context(|| format!("comparing with --against {}", path.display()))?;
             bar.finish_and_clear();
             Some(f)
         }

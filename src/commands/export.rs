@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use sq_export::{Batch, ExportOptions, OPSET};
-use sq_models::dataset::Preprocess;
+use sq_models::dataset::{Preprocess, PreprocessError};
 use sq_models::{ActShape, Model};
 
 use super::model_args::{normalization, ModelArgs};
@@ -86,9 +86,14 @@ fn preprocessing(model: &Model, args: &Args, input_hw: (usize, usize)) -> Result
         None => format!("the images of its dataset `{}`", dataset.unwrap_or_default()),
     };
     sq_models::eval::check_padding(image_hw, input_hw, &images).with_context(|| format!("{path}"))?;
-    // The normalisation alone first, so that each error names what it comes from.
-    Preprocess::with_pad(mean.clone(), std.clone(), 0).with_context(|| format!("--mean/--std or {path}'s metadata"))?;
-    Preprocess::new(mean, std, image_hw, input_hw).with_context(|| format!("{path}: {images}"))
+    Preprocess::new(mean, std, image_hw, input_hw).map_err(|e| {
+        // Each error names what it comes from: the image size, or the normalisation.
+        let source = match e {
+            PreprocessError::InputTooSmall { .. } | PreprocessError::UnevenPadding { .. } => images,
+            _ => "--mean/--std or the checkpoint's normalize_mean/normalize_std".to_string(),
+        };
+        anyhow::Error::new(e).context(format!("{path}: {source}"))
+    })
 }
 
 /// Image size of the datasets squeeze reads, by the name a checkpoint's

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, PreprocessError, Split};
-use sq_models::eval::preprocess_for;
+use sq_models::eval::{preprocess_for, recorded_normalization};
 use sq_models::{Arch, Model};
 
 /// Which checkpoint to load and how.
@@ -51,9 +51,7 @@ impl DataArgs {
 
     /// The flags given, for commands that read no images (they would have no effect).
     pub fn given(&self) -> Vec<&'static str> {
-        let flags =
-            [("--dataset", self.dataset.is_some()), ("--mean", self.mean.is_some()), ("--std", self.std.is_some())];
-        flags.into_iter().filter(|(_, given)| *given).map(|(flag, _)| flag).collect()
+        given(&[("--dataset", self.dataset.is_some()), ("--mean", self.mean.is_some()), ("--std", self.std.is_some())])
     }
 
     /// Parses the dataset spec and loads one split.
@@ -78,10 +76,7 @@ impl DataArgs {
         (model, reference): (&Model, &Model),
         data: &Dataset,
     ) -> Result<(Preprocess, Preprocess)> {
-        let records = |m: &Model| -> Result<bool> {
-            let meta: std::collections::HashMap<String, String> = m.metadata().clone().into_iter().collect();
-            Ok(Preprocess::from_metadata(&meta)?.is_some())
-        };
+        let records = |m: &Model| recorded_normalization(m).map(|n| n.is_some()).map_err(with_advice);
         let given = self.mean.clone().zip(self.std.clone());
         let (own, reference_own) = (records(model)?, records(reference)?);
         if given.is_some() && own && reference_own {
@@ -126,8 +121,7 @@ impl CalibrationArgs {
 
     /// The flags given that only matter when images are captured.
     pub fn capture_flags_given(&self) -> Vec<&'static str> {
-        let flags = [("--calib", self.calib.is_some()), ("--batch", self.batch.is_some())];
-        flags.into_iter().filter(|(_, given)| *given).map(|(flag, _)| flag).collect()
+        given(&[("--calib", self.calib.is_some()), ("--batch", self.batch.is_some())])
     }
 
     /// Checks that `--calib` images give every producer of `model` enough
@@ -188,6 +182,11 @@ impl CalibrationArgs {
         let pre = data.preprocess(model, &calib)?;
         Ok((spec, calib, val, pre))
     }
+}
+
+/// The flags of `flags` (flag, whether it was given) that were given.
+pub fn given(flags: &[(&'static str, bool)]) -> Vec<&'static str> {
+    flags.iter().filter(|(_, given)| *given).map(|(flag, _)| *flag).collect()
 }
 
 /// A count of at least 1 (`--calib`, `--batch`, `--limit`).

@@ -63,7 +63,7 @@ pub fn open_input(path: &Path) -> io::Result<(File, u64)> {
 pub fn read_input(path: &Path, cap: Cap) -> io::Result<Vec<u8>> {
     let (file, len) = open_input(path)?;
     check_cap(len, cap)?;
-    read_exactly(file, len)
+    read_rest(file, Vec::with_capacity(len as usize), len)
 }
 
 /// Reads a safetensors file of at most `cap.bytes` bytes, checking its
@@ -103,15 +103,10 @@ pub fn read_safetensors(path: &Path, cap: Cap) -> io::Result<Vec<u8>> {
             )));
         }
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    bytes.extend_from_slice(&prefix);
-    bytes.extend_from_slice(&raw_header);
-    // One byte more than expected reveals a file that grew meanwhile.
-    file.take(len - bytes.len() as u64 + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 != len {
-        return Err(changed());
-    }
-    Ok(bytes)
+    let mut start = Vec::with_capacity(len as usize);
+    start.extend_from_slice(&prefix);
+    start.extend_from_slice(&raw_header);
+    read_rest(file, start, len)
 }
 
 /// The end of the last tensor's data according to a safetensors header, or
@@ -170,11 +165,11 @@ fn check_cap(len: u64, cap: Cap) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads exactly `len` bytes and checks that the file ends there.
-fn read_exactly(file: File, len: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(len as usize);
+/// Appends the rest of `file` to `bytes` (what was read of it so far) and
+/// checks that the file ends at `len` bytes.
+fn read_rest(file: File, mut bytes: Vec<u8>, len: u64) -> io::Result<Vec<u8>> {
     // One byte more than expected reveals a file that grew meanwhile.
-    file.take(len + 1).read_to_end(&mut bytes)?;
+    file.take(len - bytes.len() as u64 + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 != len {
         return Err(changed());
     }

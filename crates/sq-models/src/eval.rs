@@ -45,12 +45,18 @@ impl Evaluation {
 /// [`Error::NoNormalization`] if neither has one; [`Error::NormalizationTwice`]
 /// if both do: the one given would be ignored.
 pub fn normalization(model: &Model, given: Option<(Vec<f32>, Vec<f32>)>) -> Result<(Vec<f32>, Vec<f32>)> {
-    let meta: HashMap<String, String> = model.metadata().clone().into_iter().collect();
-    match (Preprocess::from_metadata(&meta)?, given) {
+    match (recorded_normalization(model)?, given) {
         (Some((mean, std)), Some(_)) => Err(Error::NormalizationTwice { mean, std }),
         (Some(stats), None) | (None, Some(stats)) => Ok(stats),
         (None, None) => Err(Error::NoNormalization),
     }
+}
+
+/// The normalisation `model`'s checkpoint records in its metadata
+/// (`normalize_mean`, `normalize_std`), if any.
+pub fn recorded_normalization(model: &Model) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+    let meta: HashMap<String, String> = model.metadata().clone().into_iter().collect();
+    Ok(Preprocess::from_metadata(&meta)?)
 }
 
 /// The preprocessing `model` expects for `data`: the [`normalization`]
