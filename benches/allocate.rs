@@ -22,7 +22,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sq_models::dataset::{DatasetSpec, Split};
+use sq_data::{DatasetSpec, Split};
 use sq_pipeline::{Allocator, Multiple, Profile, Resource, Settings, Widths};
 
 /// Calibration images (first of the training split).

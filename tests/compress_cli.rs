@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use sq_data::{DatasetSpec, Split};
 use sq_models::checkpoint;
-use sq_models::dataset::{DatasetSpec, Split};
 use sq_models::eval::preprocess_for;
 use sq_models::synthetic::VggSpec;
 use sq_pipeline::{compress, Mode, Settings, Widths};
@@ -262,7 +262,7 @@ fn tau_one_keeps_every_informative_unit_and_the_outputs() {
         with_duplicate_first_unit(VggSpec::uniform("vgg11_bn".parse().unwrap(), 6, 1, 32, 12).build(11).unwrap());
     model.metadata_mut().insert("normalize_mean".into(), "0.286".into());
     model.metadata_mut().insert("normalize_std".into(), "0.353".into());
-    let pre = preprocess_for(&model, &data, None).unwrap();
+    let pre = preprocess_for(&model, &data, (None, Default::default())).unwrap();
     for mode in [Mode::Sequential, Mode::OnePass] {
         let settings = Settings {
             widths: Widths::Uniform(Budget::Tau(Tau::new(1.0).unwrap())),

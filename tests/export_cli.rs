@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use sq_data::{DatasetSpec, Preprocess, Split};
 use sq_export::tract::{max_relative_difference, TractModel};
 use sq_models::checkpoint::{self, StorageDtype};
-use sq_models::dataset::{DatasetSpec, Preprocess, Split};
 use sq_models::eval::{predict, preprocess_for};
 use sq_models::synthetic::VggSpec;
 use sq_models::Arch;
@@ -61,7 +61,7 @@ fn assert_tract_predicts_like_squeeze(checkpoint: &Path, onnx: &Path) -> usize {
     let model = checkpoint::load(checkpoint, None).unwrap();
     let mut test = DatasetSpec::FashionMnist(root().join("data/fashion-mnist")).load(Split::Test).unwrap();
     test.truncate(IMAGES);
-    let eval_pre = preprocess_for(&model, &test, None).unwrap();
+    let eval_pre = preprocess_for(&model, &test, (None, Default::default())).unwrap();
     let (mut worst, mut correct) = (0f32, 0);
     for lo in (0..test.len()).step_by(BATCH) {
         let x = eval_pre.batch(&test, lo..lo + BATCH).unwrap();
@@ -79,7 +79,7 @@ fn assert_tract_predicts_like_squeeze(checkpoint: &Path, onnx: &Path) -> usize {
         let theirs = logits.argmax(1).unwrap().to_vec1::<u32>().unwrap();
         assert_eq!(theirs, predict(&model, &x).unwrap(), "images {lo}..{}", lo + BATCH);
         worst = worst.max(max_relative_difference(&model.forward(&x).unwrap(), &logits).unwrap());
-        correct += theirs.iter().zip(&test.labels()[lo..lo + BATCH]).filter(|(p, l)| **p == u32::from(**l)).count();
+        correct += theirs.iter().zip(&test.labels().unwrap()[lo..lo + BATCH]).filter(|(p, l)| p == l).count();
     }
     assert!(worst <= 1e-4, "max relative logit difference {worst}");
     println!("{IMAGES} images: identical predictions, max relative logit difference {worst:.2e}");

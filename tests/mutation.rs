@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use sq_capture::{LayerStats, Stats};
+use sq_data::{DatasetSpec, Split};
 use sq_models::checkpoint::{load_bytes, to_bytes, StorageDtype};
-use sq_models::dataset::{DatasetSpec, Split};
 use sq_models::synthetic::VggSpec;
 use sq_select::Tau;
 
@@ -145,10 +145,10 @@ proptest! {
         match DatasetSpec::FashionMnist(dir.path().into()).load(Split::Test) {
             Err(err) => prop_assert!(err.to_string().contains("idx"), "{err}"),
             Ok(data) => {
-                let (c, h, w) = data.image_shape();
+                let (c, h, w) = data.image_shape().unwrap();
                 prop_assert!(!data.is_empty() && c * h * w > 0);
-                prop_assert_eq!(data.images().len(), data.len() * c * h * w);
-                prop_assert!(data.labels().iter().all(|&l| l < 10));
+                prop_assert_eq!(data.images().unwrap().len(), data.len() * c * h * w);
+                prop_assert!(data.labels().unwrap().iter().all(|&l| l < 10));
             }
         }
     }

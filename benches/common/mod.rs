@@ -11,8 +11,8 @@ use std::path::Path;
 use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sq_data::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_linalg::{Matrix, Moments};
-use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::Model;
 
 /// The reference VGG-16-BN trained on Fashion-MNIST (1x32x32 in, 10 classes).
@@ -32,7 +32,8 @@ pub fn calibration(model: &Model, n: usize) -> (Dataset, Preprocess) {
         .load(Split::Train)
         .unwrap_or_else(|e| panic!("cannot load Fashion-MNIST from {}: {e}", spec.dir().display()));
     data.truncate(n);
-    let pre = sq_models::eval::preprocess_for(model, &data, None).expect("the checkpoint names its normalisation");
+    let pre = sq_models::eval::preprocess_for(model, &data, (None, Default::default()))
+        .expect("the checkpoint names its normalisation");
     (data, pre)
 }
 

@@ -203,6 +203,8 @@ pub fn run(args: Args) -> Result<()> {
     // The recorded accuracy belonged to the original weights.
     meta.remove("test_accuracy");
     meta.insert("squeezed_from".into(), args.model.model.display().to_string());
+    // The preprocessing it was squeezed with, flags included: the output evaluates with no flags.
+    meta.extend(pre.metadata());
     meta.insert("squeeze_settings".into(), serde_json::to_string(&settings)?);
     let dtype = if args.f16 { StorageDtype::F16 } else { StorageDtype::F32 };
     let checkpoint = to_bytes(&squeezed, dtype, &args.output)?;
@@ -213,6 +215,7 @@ pub fn run(args: Args) -> Result<()> {
         storage: if args.f16 { "f16" } else { "f32" },
         allocation: allocation.as_ref(),
         dataset: spec.to_string(),
+        draw_order: spec.draw_order().to_string(),
         calibration: calib.len(),
         validation: val.len(),
         output: &args.output,
@@ -241,6 +244,7 @@ struct Run<'a> {
     storage: &'static str,
     allocation: Option<&'a Allocation>,
     dataset: String,
+    draw_order: String,
     calibration: usize,
     validation: usize,
     output: &'a Path,
@@ -258,8 +262,8 @@ fn summary(model: &Model, outcome: &Outcome, settings: &Settings, run: &Run<'_>)
         "widths_file": run.widths_file,
         "storage": run.storage,
         "settings": settings,
-        "calibration": { "dataset": run.dataset, "split": "train", "images": run.calibration, "from": "start" },
-        "validation": { "dataset": run.dataset, "split": "train", "images": run.validation, "from": "end" },
+        "calibration": { "dataset": run.dataset, "split": "train", "images": run.calibration, "from": "start", "order": run.draw_order },
+        "validation": { "dataset": run.dataset, "split": "train", "images": run.validation, "from": "end", "order": run.draw_order },
         "allocation": run.allocation,
         "params": { "before": p0, "after": p1, "ratio": p0 as f64 / p1 as f64 },
         "flops": { "before": f0, "after": f1, "ratio": f0 as f64 / f1 as f64 },

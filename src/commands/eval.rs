@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use sq_models::dataset::Split;
+use sq_data::Split;
 use sq_models::eval::{evaluate, fidelity};
 use sq_report::progress;
 
@@ -21,7 +21,7 @@ pub struct Args {
     /// Which split to evaluate on.
     #[arg(long, default_value = "test")]
     split: Split,
-    /// Skip the first N images (file order), before --limit. With --split train, a slice that no choice
+    /// Skip the first N images (dataset order: file order, or sorted paths for a folder), before --limit. With --split train, a slice that no choice
     /// saw: calibration takes the first --calib images, a global budget's validation the last --val.
     #[arg(long, default_value_t = 0)]
     skip: usize,
@@ -56,6 +56,10 @@ pub fn run(args: Args) -> Result<()> {
         None => None,
     };
     let (spec, mut data) = args.data.load(args.split)?;
+    anyhow::ensure!(
+        data.labels().is_some(),
+        "{spec} has no labels: eval measures accuracy, which needs a labelled dataset (folder:DIR, one sub-folder per class)"
+    );
     if args.skip > 0 {
         anyhow::ensure!(
             args.skip < data.len(),
@@ -109,7 +113,9 @@ pub fn run(args: Args) -> Result<()> {
             "split": args.split.to_string(),
             "skip": args.skip,
             "top1": result.top1(),
+            "top5": result.top5(),
             "correct": result.correct,
+            "correct_top5": result.correct_top5,
             "images": result.images,
             "params": model.param_count(),
             "flops": model.macs(),
@@ -125,6 +131,7 @@ pub fn run(args: Args) -> Result<()> {
         println!("model     {} ({arch}, input {})", args.model.model.display(), model.input_shape());
         println!("dataset   {spec} {} split, {} images", args.split, result.images);
         println!("top-1     {:.2}% ({}/{})", 100.0 * result.top1(), result.correct, result.images);
+        println!("top-5     {:.2}% ({}/{})", 100.0 * result.top5(), result.correct_top5, result.images);
         println!("params    {}", model.param_count());
         println!("FLOPs     {:.1} M multiply-accumulates per image", model.macs() as f64 / 1e6);
         println!("speed     {:.1} images/s at batch {}", result.images_per_sec(), args.batch);

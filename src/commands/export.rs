@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use sq_data::{Preprocess, PreprocessError};
 use sq_export::{Batch, ExportOptions, OPSET};
-use sq_models::dataset::{Preprocess, PreprocessError};
 use sq_models::{ActShape, Model};
 
-use super::model_args::{normalization, ModelArgs};
+use sq_models::eval::recorded_geometry;
+
+use super::model_args::{with_advice, ModelArgs};
 use super::outputs::Plan;
 
 /// Flags of `squeeze export`.
@@ -26,8 +28,9 @@ pub struct Args {
     /// Batch dimension of the input and output: a number of images, or `dynamic`.
     #[arg(long, default_value = "dynamic")]
     batch: Batch,
-    /// Height x width of the images before padding (`28x28`, or `28` for a square); by default that of the
-    /// checkpoint's `dataset` metadata (mnist, fashion-mnist: 28x28; cifar10: 32x32).
+    /// Height x width of the images before padding (`28x28`, or `28` for a square); by default the
+    /// checkpoint's recorded centre crop, else that of its `dataset` metadata (mnist, fashion-mnist: 28x28;
+    /// cifar10: 32x32).
     #[arg(long, value_parser = parse_size)]
     image_size: Option<(usize, usize)>,
     /// Per-channel normalisation mean (comma-separated), for a checkpoint whose metadata has none.
@@ -73,20 +76,25 @@ pub fn run(args: Args) -> Result<()> {
 fn preprocessing(model: &Model, args: &Args, input_hw: (usize, usize)) -> Result<Preprocess> {
     let path = args.model.model.display();
     let meta: HashMap<String, String> = model.metadata().clone().into_iter().collect();
-    let (mean, std) = normalization(model, &args.mean, &args.std).with_context(|| format!("{path}"))?;
+    let given = args.mean.clone().zip(args.std.clone());
+    let (mean, std) =
+        sq_models::eval::normalization(model, given).map_err(with_advice).with_context(|| format!("{path}"))?;
+    let geometry = recorded_geometry(model).with_context(|| format!("{path}"))?;
     let dataset = meta.get("dataset").map(String::as_str);
-    let Some(image_hw) = args.image_size.or_else(|| dataset.and_then(dataset_image_size)) else {
+    let image_size = args.image_size.or(geometry.crop);
+    let Some(image_hw) = image_size.or_else(|| dataset.and_then(dataset_image_size)) else {
         bail!(
             "{path}: the checkpoint's metadata names no dataset of known image size ({}); pass --image-size",
             dataset.unwrap_or("no `dataset` entry")
         )
     };
-    let images = match args.image_size {
-        Some(_) => "the images of --image-size".to_string(),
-        None => format!("the images of its dataset `{}`", dataset.unwrap_or_default()),
+    let images = match (args.image_size, geometry.crop) {
+        (Some(_), _) => "the images of --image-size".to_string(),
+        (None, Some(_)) => "the images of its recorded center_crop".to_string(),
+        (None, None) => format!("the images of its dataset `{}`", dataset.unwrap_or_default()),
     };
     sq_models::eval::check_padding(image_hw, input_hw, &images).with_context(|| format!("{path}"))?;
-    Preprocess::new(mean, std, image_hw, input_hw).map_err(|e| {
+    Preprocess::new(mean, std, image_hw, input_hw).and_then(|pre| pre.with_geometry(geometry)).map_err(|e| {
         // Each error names what it comes from: the image size, or the normalisation.
         let source = match e {
             PreprocessError::InputTooSmall { .. } | PreprocessError::UnevenPadding { .. } => images,

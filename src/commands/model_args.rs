@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, PreprocessError, Split};
-use sq_models::eval::{preprocess_for, recorded_normalization};
+use sq_data::{Dataset, DatasetSpec, Geometry, Preprocess, PreprocessError, Split};
+use sq_models::eval::{preprocess_for, recorded_geometry, recorded_normalization};
 use sq_models::{Arch, Model};
 
 /// Which checkpoint to load and how.
@@ -28,10 +28,12 @@ impl ModelArgs {
     }
 }
 
-/// Which images to use and how to normalise them.
+/// Which images to use and how to preprocess them.
 #[derive(clap::Args, Debug)]
 pub struct DataArgs {
-    /// `fashion-mnist` (the copy in data/), `fashion-mnist:DIR`, `mnist:DIR` or `cifar10:DIR`.
+    /// `fashion-mnist` (the copy in data/), `fashion-mnist:DIR`, `mnist:DIR`, `cifar10:DIR`,
+    /// `folder:DIR` (torchvision ImageFolder: DIR/train/CLASS/*.jpg and DIR/val/CLASS/*.jpg) or `images:DIR`
+    /// (unlabelled JPEG/PNG files: calibration and validation only).
     #[arg(long)]
     pub dataset: Option<String>,
     /// Per-channel normalisation mean (comma-separated), used when the checkpoint's metadata has none.
@@ -40,6 +42,29 @@ pub struct DataArgs {
     /// Per-channel normalisation std (comma-separated), used when the checkpoint's metadata has none.
     #[arg(long, value_delimiter = ',', requires = "mean")]
     pub std: Option<Vec<f32>>,
+    /// Resize every image's shorter side to S pixels first (bilinear, antialiased: torchvision's
+    /// Resize(S) on a PIL image), when the checkpoint's metadata records no resize.
+    #[arg(long, value_name = "S")]
+    pub resize: Option<usize>,
+    /// Keep the centre H x W pixels (torchvision's CenterCrop) after any resize: `224` or `224x192`.
+    #[arg(long, value_name = "H[xW]", value_parser = crop_size)]
+    pub crop: Option<(usize, usize)>,
+    /// A named preprocessing: `imagenet` is --resize 256 --crop 224 with ImageNet's mean and std.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["mean", "std", "resize", "crop"])]
+    pub preprocess: Option<Preset>,
+}
+
+/// Named preprocessings (`--preprocess`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// torchvision's ImageNet evaluation transform: Resize(256), CenterCrop(224),
+    /// Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]).
+    Imagenet,
+}
+
+/// `H` or `HxW` for `--crop`.
+fn crop_size(text: &str) -> std::result::Result<(usize, usize), String> {
+    sq_data::parse_hw(text).ok_or_else(|| format!("`{text}` is not a size: write H or HxW, e.g. 224 or 224x192"))
 }
 
 impl DataArgs {
@@ -51,7 +76,32 @@ impl DataArgs {
 
     /// The flags given, for commands that read no images (they would have no effect).
     pub fn given(&self) -> Vec<&'static str> {
-        given(&[("--dataset", self.dataset.is_some()), ("--mean", self.mean.is_some()), ("--std", self.std.is_some())])
+        given(&[
+            ("--dataset", self.dataset.is_some()),
+            ("--mean", self.mean.is_some()),
+            ("--std", self.std.is_some()),
+            ("--resize", self.resize.is_some()),
+            ("--crop", self.crop.is_some()),
+            ("--preprocess", self.preprocess.is_some()),
+        ])
+    }
+
+    /// The normalisation given on the command line (`--mean`/`--std` or a
+    /// `--preprocess` preset), if any.
+    pub fn given_normalization(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        match self.preprocess {
+            Some(Preset::Imagenet) => Some((vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])),
+            None => self.mean.clone().zip(self.std.clone()),
+        }
+    }
+
+    /// The resize and crop given on the command line (`--resize`/`--crop`
+    /// or a `--preprocess` preset).
+    pub fn given_geometry(&self) -> Geometry {
+        match self.preprocess {
+            Some(Preset::Imagenet) => Geometry { resize: Some(256), crop: Some((224, 224)) },
+            None => Geometry { resize: self.resize, crop: self.crop },
+        }
     }
 
     /// Parses the dataset spec and loads one split.
@@ -64,12 +114,12 @@ impl DataArgs {
     /// The preprocessing `model` expects for `data`: from the checkpoint's
     /// metadata, else from `--mean` / `--std`.
     pub fn preprocess(&self, model: &Model, data: &Dataset) -> Result<Preprocess> {
-        preprocess_for(model, data, self.mean.clone().zip(self.std.clone())).map_err(with_advice)
+        preprocess_for(model, data, (self.given_normalization(), self.given_geometry())).map_err(with_advice)
     }
 
     /// The preprocessing of a model and of the reference it is compared
-    /// with: each its own metadata's normalisation, `--mean` / `--std` for
-    /// whichever records none (given while both record one, they are an
+    /// with: each its own metadata's normalisation and geometry, the flags
+    /// for whichever records none (given while both record one, they are an
     /// error: they would be ignored).
     pub fn preprocess_pair(
         &self,
@@ -77,23 +127,33 @@ impl DataArgs {
         data: &Dataset,
     ) -> Result<(Preprocess, Preprocess)> {
         let records = |m: &Model| recorded_normalization(m).map(|n| n.is_some()).map_err(with_advice);
-        let given = self.mean.clone().zip(self.std.clone());
+        let shapes = |m: &Model| recorded_geometry(m).map(|g| !g.is_identity()).map_err(with_advice);
+        let (given, given_geometry) = (self.given_normalization(), self.given_geometry());
         let (own, reference_own) = (records(model)?, records(reference)?);
         if given.is_some() && own && reference_own {
             bail!("--mean/--std would have no effect: both --model and --against record their normalisation");
         }
-        let for_model = if own { None } else { given.clone() };
-        let for_reference = if reference_own { None } else { given };
-        let pre = preprocess_for(model, data, for_model).map_err(with_advice)?;
-        let reference_pre = preprocess_for(reference, data, for_reference).map_err(with_advice).context("--against")?;
+        let (own_geometry, reference_own_geometry) = (shapes(model)?, shapes(reference)?);
+        if !given_geometry.is_identity() && own_geometry && reference_own_geometry {
+            bail!("--resize/--crop would have no effect: both --model and --against record their resize and crop");
+        }
+        let pick = |own: bool| if own { None } else { given.clone() };
+        let pick_geometry = |own: bool| if own { Geometry::default() } else { given_geometry };
+        let pre = preprocess_for(model, data, (pick(own), pick_geometry(own_geometry))).map_err(with_advice)?;
+        let reference_pre =
+            preprocess_for(reference, data, (pick(reference_own), pick_geometry(reference_own_geometry)))
+                .map_err(with_advice)
+                .context("--against")?;
         Ok((pre, reference_pre))
     }
 }
 
-/// The calibration images: the first N of the training split, in file order.
+/// The calibration images: the first N of the training split, in its draw
+/// order (file order for IDX and CIFAR-10, a seeded shuffle for folders).
 #[derive(clap::Args, Debug)]
 pub struct CalibrationArgs {
-    /// Calibration images: the first N of the training split, in file order.
+    /// Calibration images: the first N of the training split (in file order for IDX and CIFAR-10
+    /// files, in a seeded shuffle for image folders, which are sorted by class).
     /// Every producer needs more samples (images x positions at its tap)
     /// than it has units; the command refuses fewer and says how many [default: 2000].
     #[arg(long, value_parser = positive)]
@@ -153,7 +213,7 @@ impl CalibrationArgs {
     }
 
     /// Loads the calibration images (the first `--calib` of the training
-    /// split), `validation` images held out from its end, and the
+    /// split in its draw order), `validation` images held out from its end, and the
     /// preprocessing `model` expects for them. `--calib` and `--val` beyond
     /// the split, or overlapping, are an error.
     pub fn load(
@@ -177,6 +237,7 @@ impl CalibrationArgs {
                 train.len()
             );
         }
+        let train = train.in_order(spec.draw_order());
         let calib = train.slice(0..calib);
         let val = train.slice(train.len() - validation..train.len());
         let pre = data.preprocess(model, &calib)?;
@@ -198,19 +259,21 @@ pub fn positive(s: &str) -> std::result::Result<usize, String> {
     }
 }
 
-/// The normalisation of `model`'s inputs: its metadata's, or `--mean` /
-/// `--std` for a checkpoint that records none (both is an error: the flags
-/// would be ignored).
-pub fn normalization(model: &Model, mean: &Option<Vec<f32>>, std: &Option<Vec<f32>>) -> Result<(Vec<f32>, Vec<f32>)> {
-    sq_models::eval::normalization(model, mean.clone().zip(std.clone())).map_err(with_advice)
-}
-
 /// A model error, with the flag that fixes it when there is one: library
 /// errors say what is wrong, the command line says what to type.
-fn with_advice(err: sq_models::Error) -> anyhow::Error {
+pub fn with_advice(err: sq_models::Error) -> anyhow::Error {
     let advice = match &err {
         sq_models::Error::NoNormalization => Some("pass --mean and --std"),
-        sq_models::Error::NormalizationTwice { .. } => Some("drop --mean and --std"),
+        sq_models::Error::NormalizationTwice { .. } => Some("drop --mean and --std (or --preprocess)"),
+        sq_models::Error::GeometryTwice { .. } => Some("drop --resize and --crop (or --preprocess)"),
+        sq_models::Error::Preprocess(
+            PreprocessError::ImageSize { .. }
+            | PreprocessError::InputTooSmall { .. }
+            | PreprocessError::UnevenPadding { .. },
+        ) => Some(
+            "bring the images to the model's input size with --resize and --crop (e.g. --resize 256 --crop 224), \
+             or --preprocess imagenet",
+        ),
         sq_models::Error::Preprocess(
             PreprocessError::ExtremeStats { .. }
             | PreprocessError::InvalidStats { .. }

@@ -33,10 +33,10 @@ use candle_core::{Device, Tensor};
 use indicatif::MultiProgress;
 use rayon::prelude::*;
 use serde_json::json;
+use sq_data::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_export::tract::TractModel;
 use sq_export::{to_onnx, Batch, ExportOptions};
 use sq_models::checkpoint::{self, StorageDtype};
-use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::eval::{evaluate, preprocess_for};
 use sq_models::transform::fold_batchnorm;
 use sq_models::Model;
@@ -138,6 +138,13 @@ pub struct Args {
     /// Normalisation std, for checkpoints whose metadata has none.
     #[arg(long, value_delimiter = ',', requires = "mean")]
     std: Option<Vec<f32>>,
+    /// Resize every image's shorter side to S pixels first (torchvision's Resize(S)), for checkpoints
+    /// whose metadata records no resize.
+    #[arg(long, value_name = "S")]
+    resize: Option<usize>,
+    /// Keep the centre H x W pixels after any resize (torchvision's CenterCrop): `224` or `224x192`.
+    #[arg(long, value_name = "H[xW]", value_parser = crop_size)]
+    crop: Option<(usize, usize)>,
 }
 
 /// The baselines compared with the method at the method's widths.
@@ -228,6 +235,7 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
         "--calib {calib_n} and --val {val_n} overlap: the training split has {} images",
         train.len()
     );
+    let train = train.in_order(spec.draw_order());
     let calib = train.slice(0..calib_n);
     let val = train.slice(train.len() - val_n..train.len());
     drop(train);
@@ -235,7 +243,8 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
     if let Some(limit) = test_limit {
         test.truncate(limit);
     }
-    let pre = preprocess_for(&original, &test, args.mean.clone().zip(args.std.clone()))?;
+    let geometry = sq_data::Geometry { resize: args.resize, crop: args.crop };
+    let pre = preprocess_for(&original, &test, (args.mean.clone().zip(args.std.clone()), geometry))?;
     // Rows with the residual streams squeezed too, for a model that has them.
     let has_streams = !original.streams().is_empty();
 
@@ -728,4 +737,9 @@ fn machine() -> Machine {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
     }
+}
+
+/// `H` or `HxW` for `--crop`.
+fn crop_size(text: &str) -> std::result::Result<(usize, usize), String> {
+    sq_data::parse_hw(text).ok_or_else(|| format!("`{text}` is not a size: write H or HxW, e.g. 224 or 224x192"))
 }

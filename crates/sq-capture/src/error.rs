@@ -10,7 +10,7 @@ pub enum Error {
     Model(#[from] sq_models::Error),
     /// Preprocessing a batch of images failed.
     #[error(transparent)]
-    Preprocess(#[from] sq_models::dataset::PreprocessError),
+    Preprocess(#[from] sq_data::PreprocessError),
     /// A statistics computation failed (non-finite activations, mismatched sizes).
     #[error(transparent)]
     Linalg(#[from] sq_linalg::Error),
@@ -32,7 +32,7 @@ pub enum Error {
         layer: String,
     },
     /// A tensor is neither `N x C x H x W` nor `N x F`, so it has no units.
-    #[error("cannot take unit statistics of a tensor of shape {}", sq_models::dims_text(.0))]
+    #[error("cannot take unit statistics of a tensor of shape {}", sq_io::dims_text(.0))]
     Rank(Vec<usize>),
     /// A frontier was given no calibration batches.
     #[error("no calibration batches to capture")]

@@ -24,12 +24,12 @@
 //!
 //! ```
 //! use sq_capture::capture;
-//! use sq_models::dataset::{Dataset, Preprocess};
+//! use sq_data::{Dataset, Preprocess};
 //! use sq_models::synthetic::VggSpec;
 //!
 //! let model = VggSpec::uniform("vgg11_bn".parse()?, 8, 1, 32, 16).build(0)?;
 //! let pixels: Vec<u8> = (0..12 * 28 * 28).map(|i| (i * 13 % 256) as u8).collect();
-//! let data = Dataset::new("random", (1, 28, 28), pixels, vec![0; 12])?;
+//! let data = Dataset::new("random", (1, 28, 28), pixels, vec![0; 12], 10)?;
 //! let pre = Preprocess::new(vec![0.5], vec![0.25], (28, 28), (32, 32))?;
 //!
 //! // Statistics of every producer in one pass; two shards merge into the whole.
@@ -37,7 +37,7 @@
 //! first.truncate(5);
 //! let whole = capture(&model, pre.batches(&data, 4), |_| {})?;
 //! let mut merged = capture(&model, pre.batches(&first, 4), |_| {})?;
-//! let rest = Dataset::new("rest", (1, 28, 28), data.images()[5 * 784..].to_vec(), vec![0; 7])?;
+//! let rest = Dataset::new("rest", (1, 28, 28), data.images().unwrap_or_default()[5 * 784..].to_vec(), vec![0; 7], 10)?;
 //! merged.merge(&capture(&model, pre.batches(&rest, 4), |_| {})?)?;
 //! let conv0 = (whole.get("features.0").unwrap(), merged.get("features.0").unwrap());
 //! assert_eq!(conv0.0.moments.count(), 12 * 16 * 16); // images x positions after the first pool

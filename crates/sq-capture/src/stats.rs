@@ -349,7 +349,7 @@ impl Stats {
                 let expected: Vec<String> = shape.iter().map(|e| e.map_or("n".into(), |e| e.to_string())).collect();
                 return Err(bad(format!(
                     "tensor `{key}` has shape {}, expected {}",
-                    sq_models::dims_text(t.shape()),
+                    sq_io::dims_text(t.shape()),
                     expected.join("x")
                 )));
             }

@@ -6,8 +6,8 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use proptest::prelude::*;
 use sq_capture::{accumulate, capture, Frontier, Stats};
+use sq_data::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_linalg::Moments;
-use sq_models::dataset::{Dataset, DatasetSpec, Preprocess, Split};
 use sq_models::synthetic::VggSpec;
 use sq_models::Model;
 
@@ -68,7 +68,7 @@ proptest! {
 }
 
 /// Writes 28x28 images and their labels as an IDX test split in `dir` and loads it.
-fn dataset_from(dir: &Path, pixels: &[u8], labels: &[u8]) -> Dataset {
+fn dataset_from(dir: &Path, pixels: &[u8], labels: &[u32]) -> Dataset {
     let n = labels.len() as u32;
     let mut images = vec![0, 0, 8, 3];
     for d in [n, 28, 28] {
@@ -77,7 +77,7 @@ fn dataset_from(dir: &Path, pixels: &[u8], labels: &[u8]) -> Dataset {
     images.extend(pixels);
     let mut label_file = vec![0, 0, 8, 1];
     label_file.extend(n.to_be_bytes());
-    label_file.extend(labels);
+    label_file.extend(labels.iter().map(|&l| l as u8));
     std::fs::write(dir.join("t10k-images-idx3-ubyte"), images).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), label_file).unwrap();
     DatasetSpec::FashionMnist(dir.into()).load(Split::Test).unwrap()
@@ -86,7 +86,7 @@ fn dataset_from(dir: &Path, pixels: &[u8], labels: &[u8]) -> Dataset {
 /// `n` pseudo-random images.
 fn dataset(dir: &Path, n: usize) -> Dataset {
     let pixels: Vec<u8> = (0..n * 784).map(|i| ((i * 2654435761usize) >> 7) as u8).collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % 10) as u32).collect();
     dataset_from(dir, &pixels, &labels)
 }
 
@@ -124,7 +124,7 @@ fn shards_merge_into_the_whole() {
     let mut first = data.clone();
     first.truncate(7);
     let dir = tempfile::tempdir().unwrap();
-    let second = dataset_from(dir.path(), &data.images()[7 * 784..], &data.labels()[7..]);
+    let second = dataset_from(dir.path(), &data.images().unwrap()[7 * 784..], &data.labels().unwrap()[7..]);
     let mut merged = capture(&model, pre.batches(&first, 3), |_| {}).unwrap();
     merged.merge(&capture(&model, pre.batches(&second, 2), |_| {}).unwrap()).unwrap();
     for (a, b) in merged.layers().iter().zip(whole.layers()) {

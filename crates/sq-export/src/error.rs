@@ -67,8 +67,8 @@ pub enum Error {
     /// An input tensor does not have the shape the runner was built for.
     #[error(
         "input of shape {} does not match the runner's input {}",
-        sq_models::dims_text(.found),
-        sq_models::dims_text(.expected)
+        sq_io::dims_text(.found),
+        sq_io::dims_text(.expected)
     )]
     Input {
         /// The shape the runner was optimised for, `N x C x H x W`.

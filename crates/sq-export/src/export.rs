@@ -5,7 +5,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use prost::Message;
-use sq_models::dataset::Preprocess;
+use sq_data::Preprocess;
 use sq_models::transform::fold_batchnorm;
 use sq_models::Model;
 use tract_onnx::pb;

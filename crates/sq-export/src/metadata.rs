@@ -12,17 +12,18 @@
 //! | [`NORMALIZE_STD`] | `0.353` | per-channel (or single) std divided by |
 //! | [`PAD`] | `2` | pixels added on every side, after normalising |
 //! | [`PAD_VALUE`] | `-0.81019825` | the border's value per channel: a normalised black pixel |
-//! | [`IMAGE_SIZE`] | `28x28` | height x width of the images before padding |
+//! | [`IMAGE_SIZE`] | `28x28` | height x width of the images before padding (after any resize and crop) |
+//! | `resize`, `center_crop` | `256`, `224x224` | torchvision's `Resize` and `CenterCrop` before normalising, when used |
 //! | [`PREPROCESSING`] | | the recipe in words |
 //!
 //! The normalisation keys are the checkpoint's own, in the same format
-//! (comma-separated numbers), so `sq_models::dataset::Preprocess::from_metadata`
+//! (comma-separated numbers), so `sq_data::Preprocess::from_metadata`
 //! reads them back. Without a [`Preprocess`] only [`ARCH`] is set and the
 //! checkpoint's entries are copied as they are.
 
 use std::collections::BTreeMap;
 
-use sq_models::dataset::Preprocess;
+use sq_data::Preprocess;
 use sq_models::{ActShape, Model};
 
 use crate::error::{Error, Result};
@@ -73,10 +74,15 @@ pub(crate) fn properties(model: &Model, preprocess: Option<&Preprocess>) -> Resu
     props.insert(PAD.into(), pad.to_string());
     props.insert(PAD_VALUE.into(), list(&black));
     props.insert(IMAGE_SIZE.into(), format!("{image_h}x{image_w}"));
+    props.extend(pre.geometry().metadata());
+    let geometry = match pre.geometry() {
+        g if g.is_identity() => String::new(),
+        g => format!("{g} (torchvision's Resize and CenterCrop on 8-bit pixels), then "),
+    };
     props.insert(
         PREPROCESSING.into(),
         format!(
-            "uint8 pixels p of {image_h}x{image_w} images: x = (p / 255 - {NORMALIZE_MEAN}) / {NORMALIZE_STD} per \
+            "uint8 pixels p: {geometry}{image_h}x{image_w} images: x = (p / 255 - {NORMALIZE_MEAN}) / {NORMALIZE_STD} per \
              channel, then {pad} pixels of {PAD_VALUE} on every side ({image_h}x{image_w} -> {h}x{w}); \
              input `input` is N x {c} x {h} x {w} float32"
         ),

@@ -7,9 +7,9 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sq_data::{DatasetSpec, Split};
 use sq_export::tract::{max_relative_difference, TractModel};
 use sq_export::{to_onnx, Batch, ExportOptions};
-use sq_models::dataset::{DatasetSpec, Split};
 use sq_models::eval::{predict, preprocess_for};
 use sq_models::synthetic::{ResNetSpec, Stem, VggSpec};
 use sq_models::{conv2d, ActShape, Arch, Layer, Linear, Model};
@@ -95,7 +95,7 @@ fn reference_checkpoint_on_real_test_images() {
     let model = sq_models::checkpoint::load(&root.join("data/vgg16_bn_fashion_mnist.safetensors"), None).unwrap();
     let mut test = DatasetSpec::FashionMnist(root.join("data/fashion-mnist")).load(Split::Test).unwrap();
     test.truncate(32);
-    let pre = preprocess_for(&model, &test, None).unwrap();
+    let pre = preprocess_for(&model, &test, (None, Default::default())).unwrap();
     let x = pre.batch(&test, 0..test.len()).unwrap();
 
     let onnx = to_onnx(&model, &ExportOptions { batch: Batch::Fixed(32), preprocess: Some(pre) }).unwrap();

@@ -3,10 +3,10 @@
 
 use candle_core::{Device, Tensor};
 use prost::Message;
+use sq_data::Preprocess;
 use sq_export::metadata::{ARCH, IMAGE_SIZE, PAD, PAD_VALUE};
 use sq_export::tract::TractModel;
 use sq_export::{save, to_onnx, Batch, Error, ExportOptions};
-use sq_models::dataset::Preprocess;
 use sq_models::synthetic::VggSpec;
 use sq_models::{conv2d, ActShape, Arch, BatchNorm2d, Layer, Linear, Model};
 use tract_onnx::pb;

@@ -152,3 +152,11 @@ fn parent_dir(path: &Path) -> &Path {
         _ => Path::new("."),
     }
 }
+
+/// A tensor shape for messages: `64x3x3x3` (`scalar` for no dimensions).
+pub fn dims_text(dims: &[usize]) -> String {
+    if dims.is_empty() {
+        return "scalar".into();
+    }
+    dims.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
+}

@@ -34,7 +34,7 @@ pub enum Error {
         key: String,
     },
     /// A tensor has a shape that does not fit the architecture.
-    #[error("{}: tensor `{key}` has shape {}, expected {expected}", path.display(), dims_text(.found))]
+    #[error("{}: tensor `{key}` has shape {}, expected {expected}", path.display(), sq_io::dims_text(.found))]
     TensorShape {
         /// The file involved.
         path: PathBuf,
@@ -105,7 +105,7 @@ pub enum Error {
         message: String,
     },
     /// An input tensor has the wrong shape for this model.
-    #[error("input of shape {} does not match the model input {expected}", dims_text(.found))]
+    #[error("input of shape {} does not match the model input {expected}", sq_io::dims_text(.found))]
     Input {
         /// The model's expected input, in words.
         expected: String,
@@ -131,20 +131,21 @@ pub enum Error {
         /// The metadata's stds.
         std: Vec<f32>,
     },
+    /// A resize or crop was given for a checkpoint whose metadata records
+    /// its own: the one given would be ignored.
+    #[error(
+        "the checkpoint's metadata records its resize and crop ({recorded}): the ones given as well would be ignored"
+    )]
+    GeometryTwice {
+        /// The metadata's geometry.
+        recorded: sq_data::Geometry,
+    },
     /// The dataset's images cannot be preprocessed for this model.
     #[error(transparent)]
-    Preprocess(#[from] crate::dataset::PreprocessError),
+    Preprocess(#[from] sq_data::PreprocessError),
     /// An error raised by candle while computing.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-}
-
-/// A tensor shape for messages: `64x3x3x3` (`scalar` for no dimensions).
-pub fn dims_text(dims: &[usize]) -> String {
-    if dims.is_empty() {
-        return "scalar".into();
-    }
-    dims.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
 }
 
 /// Numbers as a comma-separated list, for messages.

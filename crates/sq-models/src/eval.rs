@@ -1,4 +1,6 @@
-//! Top-1 accuracy and throughput of a model on a dataset.
+//! Top-1 and top-5 accuracy, throughput and fidelity of a model on a
+//! dataset, and the preprocessing that makes a dataset's images the model's
+//! inputs.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -6,9 +8,9 @@ use std::time::Instant;
 use candle_core::Tensor;
 use serde::Serialize;
 
-use crate::dataset::{Dataset, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::{ActShape, Model};
+use sq_data::{Dataset, Geometry, MeanStd, Preprocess};
 
 /// The outcome of running a model over a dataset.
 #[derive(Clone, Debug, Serialize)]
@@ -17,6 +19,9 @@ pub struct Evaluation {
     pub images: usize,
     /// Images whose highest logit is the true label.
     pub correct: usize,
+    /// Images whose true label is among the five highest logits (fewer
+    /// than five classes: all of them).
+    pub correct_top5: usize,
     /// Wall-clock seconds spent in preprocessing and inference.
     pub seconds: f64,
 }
@@ -30,6 +35,15 @@ impl Evaluation {
             self.correct as f64 / self.images as f64
         }
     }
+    /// Top-5 accuracy as a fraction in `0..=1`.
+    pub fn top5(&self) -> f64 {
+        if self.images == 0 {
+            0.0
+        } else {
+            self.correct_top5 as f64 / self.images as f64
+        }
+    }
+
     /// Throughput.
     pub fn images_per_sec(&self) -> f64 {
         self.images as f64 / self.seconds.max(f64::MIN_POSITIVE)
@@ -59,33 +73,89 @@ pub fn recorded_normalization(model: &Model) -> Result<Option<(Vec<f32>, Vec<f32
     Ok(Preprocess::from_metadata(&meta)?)
 }
 
-/// The preprocessing `model` expects for `data`: the [`normalization`]
-/// of its metadata or `given`, and padding from the image size to the
-/// model's input size.
-pub fn preprocess_for(model: &Model, data: &Dataset, given: Option<(Vec<f32>, Vec<f32>)>) -> Result<Preprocess> {
-    let (mean, std) = normalization(model, given)?;
-    let classes = model.output_shape().units();
-    if classes != data.num_classes() {
-        return Err(Error::Mismatch {
-            message: format!(
-                "the model's classifier has {classes} outputs but {} has {} classes",
-                data.name(),
-                data.num_classes()
-            ),
-        });
+/// The resize and crop `model`'s checkpoint records in its metadata
+/// (`resize`, `center_crop`); the identity if none.
+pub fn recorded_geometry(model: &Model) -> Result<Geometry> {
+    let meta: HashMap<String, String> = model.metadata().clone().into_iter().collect();
+    Ok(Geometry::from_metadata(&meta)?)
+}
+
+/// The resize and crop for `model`'s inputs: its metadata's, or `given`
+/// for a checkpoint that records none.
+///
+/// # Errors
+///
+/// [`Error::GeometryTwice`] if both set one: the one given would be ignored.
+pub fn geometry(model: &Model, given: Geometry) -> Result<Geometry> {
+    let recorded = recorded_geometry(model)?;
+    match (recorded.is_identity(), given.is_identity()) {
+        (false, false) => Err(Error::GeometryTwice { recorded }),
+        (false, true) => Ok(recorded),
+        _ => Ok(given),
     }
-    let (c, h, w) = data.image_shape();
+}
+
+/// The preprocessing `model` expects for `data`: the [`normalization`]
+/// of its metadata or `given.0`, the [`geometry`] of its metadata or
+/// `given.1`, then padding from the image size to the model's input size.
+/// The image size is the dataset's, or for image files the first file's;
+/// every other image must reach the same size (an error names any that
+/// does not).
+///
+/// # Errors
+///
+/// Besides those of [`normalization`] and [`geometry`]: the dataset has
+/// more classes than the classifier has outputs, the model's input channels
+/// differ from a stored dataset's, or the images cannot be padded to the
+/// model's input.
+pub fn preprocess_for(model: &Model, data: &Dataset, given: (Option<MeanStd>, Geometry)) -> Result<Preprocess> {
+    let (mean, std) = normalization(model, given.0)?;
+    let geometry = geometry(model, given.1)?;
+    check_classes(model, data)?;
     let ActShape::Map { c: mc, h: mh, w: mw } = model.input_shape() else {
-        return Err(Error::Input { expected: model.input_shape().to_string(), found: vec![c, h, w] });
+        let found = data.image_shape().map_or_else(Vec::new, |(c, h, w)| vec![c, h, w]);
+        return Err(Error::Input { expected: model.input_shape().to_string(), found });
     };
-    if mc != c {
+    if let Some((c, h, w)) = data.image_shape().filter(|&(c, ..)| c != mc) {
         return Err(Error::Input {
             expected: format!("{mc} channels ({})", model.input_shape()),
             found: vec![c, h, w],
         });
     }
-    check_padding((h, w), (mh, mw), &format!("{}'s images", data.name()))?;
-    Ok(Preprocess::new(mean, std, (h, w), (mh, mw))?)
+    if data.is_empty() {
+        return Err(Error::Mismatch { message: format!("{} has no images", data.name()) });
+    }
+    let stored_hw = data.image_hw(0)?;
+    let (h, w) = geometry
+        .output_hw(stored_hw)
+        .map_err(|reason| Error::Mismatch { message: format!("{}: {reason}", data.describe(0)) })?;
+    let images = match data.image_shape() {
+        Some(_) => format!("{}'s images", data.name()),
+        None if geometry.is_identity() => format!("{}'s images (the first, {}, is)", data.name(), data.describe(0)),
+        None => format!("{}'s images after {geometry}", data.name()),
+    };
+    check_padding((h, w), (mh, mw), &images)?;
+    Ok(Preprocess::new(mean, std, (h, w), (mh, mw))?.with_geometry(geometry)?.with_channels(mc))
+}
+
+/// Checks that every label of `data` is a class of `model`'s classifier;
+/// an unlabelled dataset passes.
+fn check_classes(model: &Model, data: &Dataset) -> Result<()> {
+    let outputs = model.output_shape().units();
+    if data.num_classes() <= outputs {
+        return Ok(());
+    }
+    let first_beyond = match data.class_names().get(outputs) {
+        Some(name) => format!(": class folder `{name}` (label {outputs}) and after have no output"),
+        None => String::new(),
+    };
+    Err(Error::Mismatch {
+        message: format!(
+            "the model's classifier has {outputs} outputs but {} has {} classes{first_beyond}",
+            data.name(),
+            data.num_classes()
+        ),
+    })
 }
 
 /// Checks that images of `image_hw` (described as `images` in the error)
@@ -132,8 +202,14 @@ pub fn evaluate(
     if data.is_empty() {
         return Err(Error::Mismatch { message: format!("{} has no images to evaluate", data.name()) });
     }
+    let Some(all_labels) = data.labels() else {
+        return Err(Error::Mismatch {
+            message: format!("{} has no labels: accuracy needs a labelled dataset (folder:DIR)", data.name()),
+        });
+    };
+    check_classes(model, data)?;
     let start = Instant::now();
-    let mut correct = 0;
+    let (mut correct, mut correct_top5) = (0, 0);
     let mut done = 0;
     for x in pre.batches(data, batch) {
         let logits = model.forward(&x?)?;
@@ -142,12 +218,19 @@ pub fn evaluate(
             return Err(Error::NonFiniteOutput { image: done + bad });
         }
         let predictions = logits.argmax(1)?.to_vec1::<u32>()?;
-        let labels = &data.labels()[done..done + predictions.len()];
-        correct += predictions.iter().zip(labels).filter(|(p, l)| **p == u32::from(**l)).count();
+        let labels = &all_labels[done..done + predictions.len()];
+        correct += predictions.iter().zip(labels).filter(|(p, l)| p == l).count();
+        correct_top5 += rows.iter().zip(labels).filter(|(row, &l)| rank(row, l as usize) < 5).count();
         done += predictions.len();
         progress(done);
     }
-    Ok(Evaluation { images: data.len(), correct, seconds: start.elapsed().as_secs_f64() })
+    Ok(Evaluation { images: data.len(), correct, correct_top5, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// How many logits of `row` are above the one at `label` (0: the label is
+/// the top prediction). Ties count in the label's favour.
+fn rank(row: &[f32], label: usize) -> usize {
+    row.iter().filter(|&&v| v > row[label]).count()
 }
 
 /// How closely a model follows a reference model (its original) on a

@@ -18,9 +18,8 @@
 //!   (VGG-11/13/16/19, with or without BatchNorm; ResNet-18/34/50/101/152
 //!   with the ImageNet or the CIFAR-style stem; widths from shapes).
 //! * [`transform`] holds function-preserving rewrites such as BatchNorm folding.
-//! * [`dataset`] reads MNIST / Fashion-MNIST IDX files and CIFAR-10 binary
-//!   batches and applies the checkpoint's preprocessing.
-//! * [`eval`] measures top-1 accuracy and throughput.
+//! * [`eval`] measures top-1 and top-5 accuracy, throughput and fidelity,
+//!   and builds the preprocessing (`sq-data`) a checkpoint's metadata asks for.
 //! * [`synthetic`] builds random VGGs and ResNets of any shape for tests
 //!   and benchmarks.
 //!
@@ -54,7 +53,6 @@
 
 pub mod checkpoint;
 mod cost;
-pub mod dataset;
 mod error;
 pub mod eval;
 mod layer;
@@ -68,7 +66,7 @@ pub mod transform;
 mod vgg;
 
 pub use cost::LayerCost;
-pub use error::{dims_text, Error, Result};
+pub use error::{Error, Result};
 pub use layer::{conv2d, strided_conv2d, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear, Shortcut};
 pub use model::{ActShape, Flow, Link, Model};
 pub use resnet::{BlockKind, ResNetArch};

@@ -502,7 +502,7 @@ fn output_shape(layer: &Layer, input: ActShape) -> std::result::Result<ActShape,
             if out_c == 0 || in_c == 0 || k == 0 {
                 return Err(format!(
                     "has a weight of shape {}: a layer needs at least one unit in and out",
-                    crate::dims_text(&wd)
+                    sq_io::dims_text(&wd)
                 ));
             }
             if in_c != c {
@@ -538,7 +538,7 @@ fn output_shape(layer: &Layer, input: ActShape) -> std::result::Result<ActShape,
             if wd[0] == 0 || wd[1] == 0 {
                 return Err(format!(
                     "has a weight of shape {}: a layer needs at least one unit in and out",
-                    crate::dims_text(&wd)
+                    sq_io::dims_text(&wd)
                 ));
             }
             if wd[1] != n {

@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sq_models::dataset::{DatasetSpec, Split};
+use sq_data::{DatasetSpec, Split};
 use sq_models::synthetic::VggSpec;
 use sq_models::{ActShape, Arch, BatchNorm2d, Conv2d, Conv2dConfig, Layer, Linear, Model, Samples};
 
@@ -391,9 +391,9 @@ fn a_model_the_plan_cannot_run_falls_back_to_candle() {
 fn reference_checkpoint_agrees_on_real_images() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/vgg16_bn_fashion_mnist.safetensors");
     let model = sq_models::checkpoint::load(&path, None).unwrap();
-    let mut data = DatasetSpec::FashionMnist(sq_models::dataset::default_data_dir()).load(Split::Test).unwrap();
+    let mut data = DatasetSpec::FashionMnist(sq_data::default_data_dir()).load(Split::Test).unwrap();
     data.truncate(16);
-    let pre = sq_models::eval::preprocess_for(&model, &data, None).unwrap();
+    let pre = sq_models::eval::preprocess_for(&model, &data, (None, Default::default())).unwrap();
     for range in [0..1, 0..16] {
         let x = pre.batch(&data, range.clone()).unwrap();
         assert_forward_agrees(&model, &x, &format!("reference, images {range:?}"));

@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sq_capture::{capture, Stats};
+use sq_data::{Dataset, Preprocess};
 use sq_linalg::Spectrum;
-use sq_models::dataset::{Dataset, Preprocess};
 use sq_models::{Layer, Model};
 
 use crate::budget::Resource;

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sq_capture::{capture, Frontier, LayerStats};
+use sq_data::{Dataset, Preprocess};
 use sq_linalg::{Matrix, Moments};
-use sq_models::dataset::{Dataset, Preprocess};
 use sq_models::{Link, Model};
 use sq_rewrite::{apply, consumer_gram, plan, Compensation, Statistics};
 use sq_select::{

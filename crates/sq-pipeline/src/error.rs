@@ -9,7 +9,7 @@ pub enum Error {
     Model(#[from] sq_models::Error),
     /// Preprocessing the calibration images failed.
     #[error(transparent)]
-    Preprocess(#[from] sq_models::dataset::PreprocessError),
+    Preprocess(#[from] sq_data::PreprocessError),
     /// Capturing statistics failed.
     #[error(transparent)]
     Capture(#[from] sq_capture::Error),

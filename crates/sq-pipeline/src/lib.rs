@@ -14,7 +14,7 @@
 //!   statistics: `k(tau)`, the explained-variance curve, dead units.
 //!
 //! ```
-//! use sq_models::dataset::{Dataset, Preprocess};
+//! use sq_data::{Dataset, Preprocess};
 //! use sq_models::synthetic::VggSpec;
 //! use sq_pipeline::{compress, Settings, Widths};
 //! use sq_select::{Budget, Tau};
@@ -22,7 +22,7 @@
 //! // A small random VGG-11 and 32 random 28x28 grey images.
 //! let model = VggSpec::uniform("vgg11_bn".parse()?, 8, 1, 32, 16).build(0)?;
 //! let pixels: Vec<u8> = (0..32 * 28 * 28).map(|i| (i * 7 % 251) as u8).collect();
-//! let calib = Dataset::new("random", (1, 28, 28), pixels, vec![0; 32])?;
+//! let calib = Dataset::new("random", (1, 28, 28), pixels, vec![0; 32], 10)?;
 //! let pre = Preprocess::new(vec![0.5], vec![0.25], (28, 28), (32, 32))?;
 //!
 //! let settings = Settings { widths: Widths::Uniform(Budget::Tau(Tau::new(0.9)?)), ..Settings::default() };

@@ -14,8 +14,8 @@
 //! calibration set per stream.
 
 use sq_capture::capture_taps;
+use sq_data::{Dataset, Preprocess};
 use sq_linalg::Matrix;
-use sq_models::dataset::{Dataset, Preprocess};
 use sq_models::Model;
 use sq_rewrite::{apply_stream, plan_stream};
 use sq_select::{keep_count, select_layer, Budget, LayerSelection};

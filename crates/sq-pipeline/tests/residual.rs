@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
+use sq_data::{Dataset, Preprocess};
 use sq_models::checkpoint::from_state_dict;
-use sq_models::dataset::{Dataset, Preprocess};
 use sq_models::synthetic::{plant_scaled_copy, ResNetSpec, Stem};
 use sq_models::{BlockKind, Model, ResNetArch};
 use sq_pipeline::{compress, Settings, Widths};
@@ -35,7 +35,7 @@ fn planted(kind: BlockKind) -> Model {
 
 fn data() -> (Dataset, Preprocess) {
     let pixels: Vec<u8> = (0..48 * 28 * 28).map(|i| ((i * 7919) % 251) as u8).collect();
-    let calib = Dataset::new("random", (1, 28, 28), pixels, vec![0; 48]).unwrap();
+    let calib = Dataset::new("random", (1, 28, 28), pixels, vec![0; 48], 10).unwrap();
     let pre = Preprocess::new(vec![0.5], vec![0.25], (28, 28), (32, 32)).unwrap();
     (calib, pre)
 }

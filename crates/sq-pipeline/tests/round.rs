@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use sq_models::dataset::{Dataset, Preprocess};
+use sq_data::{Dataset, Preprocess};
 use sq_models::synthetic::VggSpec;
 use sq_models::Model;
 use sq_pipeline::{compress, Mode, Multiple, Outcome, Settings, Widths};
@@ -14,7 +14,7 @@ use sq_select::{Budget, Tau};
 fn setup() -> (Model, Dataset, Preprocess) {
     let model = VggSpec::uniform("vgg11_bn".parse().unwrap(), 12, 1, 32, 20).build(3).unwrap();
     let pixels: Vec<u8> = (0..64 * 28 * 28).map(|i| ((i * 7 + i / 97) % 251) as u8).collect();
-    let calib = Dataset::new("synthetic", (1, 28, 28), pixels, vec![0; 64]).unwrap();
+    let calib = Dataset::new("synthetic", (1, 28, 28), pixels, vec![0; 64], 10).unwrap();
     let pre = Preprocess::new(vec![0.5], vec![0.25], (28, 28), (32, 32)).unwrap();
     (model, calib, pre)
 }

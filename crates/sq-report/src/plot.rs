@@ -103,7 +103,7 @@ pub fn line_chart_bytes(axes: &Axes, series: &[Series], path: &Path) -> Result<V
                 &rgb,
                 w,
                 h,
-                image::ColorType::Rgb8,
+                image::ExtendedColorType::Rgb8,
             )
             .map_err(|e| err(e.to_string()))?;
             png

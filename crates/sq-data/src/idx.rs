@@ -58,7 +58,8 @@ pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, Data
     if image_count != label_count {
         return Err(DatasetError::CountMismatch { images: images_path, labels: labels_path, image_count, label_count });
     }
-    Ok(Dataset { name: name.to_owned(), channels: 1, height, width, images, labels })
+    let labels = labels.into_iter().map(u32::from).collect();
+    Dataset::new(name, (1, height, width), images, labels, NUM_CLASSES)
 }
 
 /// `dir/file`, or else `dir/file.gz`.
@@ -97,7 +98,7 @@ fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<(
     if dims[1..].contains(&0) {
         return Err(shape(format!(
             "the header gives items of shape {}, with a zero side",
-            crate::dims_text(&dims[1..])
+            sq_io::dims_text(&dims[1..])
         )));
     }
 
@@ -105,7 +106,7 @@ fn read<const D: usize>(path: &Path, magic: u32, kind: &'static str) -> Result<(
     if data_len > MAX_DATA_BYTES {
         return Err(shape(format!(
             "the header claims {data_len} bytes of data (dimensions {}), more than the {MAX_DATA_BYTES} a dataset file may hold",
-            crate::dims_text(&dims)
+            sq_io::dims_text(&dims)
         )));
     }
     // Deflate expands at most 1032:1, so a file of `len` bytes can never

@@ -71,5 +71,6 @@ pub(super) fn load(dir: &Path, name: &str, split: Split) -> Result<Dataset, Data
         }
     }
     let (channels, height, width) = SHAPE;
-    Ok(Dataset { name: name.to_owned(), channels, height, width, images, labels })
+    let labels = labels.into_iter().map(u32::from).collect();
+    Dataset::new(name, (channels, height, width), images, labels, NUM_CLASSES)
 }

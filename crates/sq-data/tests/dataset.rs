@@ -7,7 +7,7 @@ use std::path::Path;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
-use sq_models::dataset::{default_data_dir, Dataset, DatasetError, DatasetSpec, Preprocess, PreprocessError, Split};
+use sq_data::{default_data_dir, Dataset, DatasetError, DatasetSpec, Preprocess, PreprocessError, Split};
 use tempfile::TempDir;
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -81,11 +81,11 @@ fn idx_round_trip_raw_and_gzip() {
         assert_eq!(ds.name(), "mnist");
         assert_eq!(ds.len(), 5);
         assert!(!ds.is_empty());
-        assert_eq!(ds.image_shape(), (1, 3, 4));
+        assert_eq!(ds.image_shape(), Some((1, 3, 4)));
         assert_eq!(ds.num_classes(), 10);
-        assert_eq!(ds.labels(), labels.as_slice());
-        assert_eq!(ds.images(), pixels.as_slice());
-        assert_eq!(ds.pixels(2), &pixels[24..36]);
+        assert_eq!(ds.labels().unwrap(), wide(&labels));
+        assert_eq!(ds.images().unwrap(), pixels.as_slice());
+        assert_eq!(ds.pixels(2).unwrap(), &pixels[24..36]);
     }
 }
 
@@ -96,7 +96,7 @@ fn idx_gzip_detected_by_content_not_name() {
     write(dir.path(), TEST_IMAGES, &gzip(&idx(IMAGES_MAGIC, &[2, 2, 2], &pixels)));
     write(dir.path(), TEST_LABELS, &idx(LABELS_MAGIC, &[2], &labels));
     let ds = load_mnist(dir.path()).unwrap();
-    assert_eq!(ds.images(), pixels.as_slice());
+    assert_eq!(ds.images().unwrap(), pixels.as_slice());
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn idx_train_split_reads_train_files() {
     write(dir.path(), "train-labels-idx1-ubyte", &idx(LABELS_MAGIC, &[3], &labels));
     let ds = DatasetSpec::FashionMnist(dir.path().to_owned()).load(Split::Train).unwrap();
     assert_eq!(ds.name(), "fashion-mnist");
-    assert_eq!(ds.labels(), labels.as_slice());
+    assert_eq!(ds.labels().unwrap(), wide(&labels));
 }
 
 #[test]
@@ -120,8 +120,8 @@ fn truncate_keeps_a_prefix() {
     assert_eq!(ds.len(), 6);
     ds.truncate(4);
     assert_eq!(ds.len(), 4);
-    assert_eq!(ds.labels(), &labels[..4]);
-    assert_eq!(ds.images(), &pixels[..24]);
+    assert_eq!(ds.labels().unwrap(), wide(&labels[..4]));
+    assert_eq!(ds.images().unwrap(), &pixels[..24]);
     ds.truncate(0);
     assert!(ds.is_empty());
 }
@@ -249,13 +249,13 @@ fn cifar_reads_channel_planes_from_dir_and_subdir() {
     let spec = DatasetSpec::Cifar10(dir.path().to_owned());
     let train = spec.load(Split::Train).unwrap();
     assert_eq!(train.name(), "cifar10");
-    assert_eq!(train.labels(), &[1, 2, 3, 4, 5]);
-    assert_eq!(train.pixels(4), &cifar_record(5, 5)[1..]);
+    assert_eq!(train.labels().unwrap(), &[1, 2, 3, 4, 5]);
+    assert_eq!(train.pixels(4).unwrap(), &cifar_record(5, 5)[1..]);
 
     let test = spec.load(Split::Test).unwrap();
-    assert_eq!(test.image_shape(), (3, 32, 32));
-    assert_eq!(test.labels(), &[7, 3]);
-    let image = test.pixels(1);
+    assert_eq!(test.image_shape(), Some((3, 32, 32)));
+    assert_eq!(test.labels().unwrap(), &[7, 3]);
+    let image = test.pixels(1).unwrap();
     for (channel, plane) in image.chunks(1024).enumerate() {
         assert_eq!(plane[0], channel as u8 * 80 + 40, "channel {channel}");
         assert_eq!(plane[33], channel as u8 * 80 + 40 + 1, "channel {channel}");
@@ -445,9 +445,9 @@ proptest! {
             return Ok(());
         }
         let ds = load_mnist(dir.path()).unwrap();
-        prop_assert_eq!(ds.image_shape(), (1, rows as usize, cols as usize));
-        prop_assert_eq!(ds.labels(), labels.as_slice());
-        prop_assert_eq!(ds.images(), pixels.as_slice());
+        prop_assert_eq!(ds.image_shape(), Some((1, rows as usize, cols as usize)));
+        prop_assert_eq!(ds.labels().unwrap(), wide(&labels));
+        prop_assert_eq!(ds.images().unwrap(), pixels.as_slice());
         let pre = Preprocess::with_pad(vec![0.5], vec![0.25], 1).unwrap();
         let batch = pre.batch(&ds, 0..count).unwrap();
         prop_assert_eq!(batch.dims(), &[count, 1, rows as usize + 2, cols as usize + 2]);
@@ -488,10 +488,15 @@ fn real_fashion_mnist_test_split() {
     }
     let ds = DatasetSpec::FashionMnist(dir.to_owned()).load(Split::Test).unwrap();
     assert_eq!(ds.len(), 10_000);
-    assert_eq!(ds.image_shape(), (1, 28, 28));
+    assert_eq!(ds.image_shape(), Some((1, 28, 28)));
     let mut counts = [0usize; 10];
-    for &label in ds.labels() {
-        counts[usize::from(label)] += 1;
+    for &label in ds.labels().unwrap() {
+        counts[label as usize] += 1;
     }
     assert_eq!(counts, [1000; 10]);
+}
+
+/// Labels as the loaders return them.
+fn wide(labels: &[u8]) -> Vec<u32> {
+    labels.iter().map(|&l| u32::from(l)).collect()
 }

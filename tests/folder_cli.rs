@@ -1,0 +1,122 @@
+//! The commands on image folders: the reference model on Fashion-MNIST
+//! written out as PNG files, and a compression on unlabelled images of
+//! many sizes whose preprocessing the output records.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{arg, assert_clean_failure, json_stdout, reference_model, root, small_model, squeeze};
+use image::{GrayImage, ImageBuffer, Rgb};
+use sq_data::{DatasetSpec, Split};
+
+/// Writes `split` of the shipped Fashion-MNIST as `dir/FOLDER/LABEL/INDEX.png`.
+fn write_png_folder(dir: &Path, split: Split, folder: &str) {
+    let data = DatasetSpec::FashionMnist(root().join("data/fashion-mnist")).load(split).unwrap();
+    for (index, &label) in data.labels().unwrap().iter().enumerate() {
+        let class = dir.join(folder).join(label.to_string());
+        fs::create_dir_all(&class).unwrap();
+        let image = GrayImage::from_raw(28, 28, data.pixels(index).unwrap().to_vec()).unwrap();
+        image.save(class.join(format!("{index:05}.png"))).unwrap();
+    }
+}
+
+#[test]
+fn fashion_mnist_as_a_png_folder_evaluates_exactly_as_its_idx_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png_folder(dir.path(), Split::Test, "val");
+    let dataset = format!("folder:{}", dir.path().display());
+    let out = squeeze(&["eval", "--model", arg(&reference_model()), "--dataset", &dataset, "--json"]);
+    let result = json_stdout(&out);
+    // The IDX files give 9491 of 10000 (94.91%, data/README.md): the same pixels, the same answer.
+    assert_eq!(result["images"], 10_000);
+    assert_eq!(result["correct"], 9491, "{result}");
+    assert!(result["top5"].as_f64().unwrap() > result["top1"].as_f64().unwrap());
+}
+
+/// `n` RGB PNGs of assorted sizes, all at least 40x40, under `dir`
+/// (`labelled`: in ten class folders of `dir/train` and `dir/val`).
+fn write_photos(dir: &Path, n: u32, labelled: bool) {
+    for i in 0..n {
+        let (w, h) = (40 + (i * 7) % 23, 40 + (i * 11) % 19);
+        let image = ImageBuffer::from_fn(w, h, |x, y| Rgb([(x * 5 + i) as u8, (y * 3 * i) as u8, ((x ^ y) * 9) as u8]));
+        let paths = if labelled {
+            let class = i % 10;
+            vec![dir.join(format!("train/{class}/{i}.png")), dir.join(format!("val/{class}/{i}.png"))]
+        } else {
+            vec![dir.join(format!("{i}.png"))]
+        };
+        for path in paths {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            image.save(path).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_compression_on_unlabelled_images_records_its_preprocessing_so_the_output_needs_no_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "small.safetensors");
+    write_photos(&dir.path().join("unlabelled"), 40, false);
+    write_photos(&dir.path().join("labelled"), 40, true);
+    let (unlabelled, labelled) = (
+        format!("images:{}", dir.path().join("unlabelled").display()),
+        format!("folder:{}", dir.path().join("labelled").display()),
+    );
+
+    // Images of many sizes need a resize and a crop to reach the model's 32x32 input.
+    let out = squeeze(&["eval", "--model", arg(&model), "--dataset", &labelled]);
+    assert_clean_failure(&out, &["--resize", "--crop"]);
+    // Unlabelled images cannot measure accuracy.
+    let out = squeeze(&["eval", "--model", arg(&model), "--dataset", &unlabelled, "--split", "train"]);
+    assert_clean_failure(&out, &["no labels", "folder:DIR"]);
+
+    let squeezed = dir.path().join("squeezed.safetensors");
+    let out = squeeze(&[
+        "compress",
+        "--model",
+        arg(&model),
+        "--dataset",
+        &unlabelled,
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--calib",
+        "30",
+        "--tau",
+        "0.9",
+        "-o",
+        arg(&squeezed),
+        "--json",
+    ]);
+    let manifest = json_stdout(&out);
+    assert_eq!(manifest["calibration"]["order"], "shuffled (ChaCha8, seed 0)");
+    let meta = sq_models::checkpoint::load(&squeezed, None).unwrap().metadata().clone();
+    assert_eq!(meta.get("resize").map(String::as_str), Some("36"));
+    assert_eq!(meta.get("center_crop").map(String::as_str), Some("32x32"));
+    assert_eq!(meta.get("normalize_mean").map(String::as_str), Some("0.286"));
+
+    // The output evaluates with no flags, the same as the original with the flags.
+    let squeezed_eval = json_stdout(&squeeze(&["eval", "--model", arg(&squeezed), "--dataset", &labelled, "--json"]));
+    assert_eq!(squeezed_eval["images"], 40);
+    let against = json_stdout(&squeeze(&[
+        "eval",
+        "--model",
+        arg(&squeezed),
+        "--dataset",
+        &labelled,
+        "--against",
+        arg(&model),
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--json",
+    ]));
+    assert_eq!(against["images"], 40);
+    // Given again, the flags would be ignored: an error.
+    let out = squeeze(&["eval", "--model", arg(&squeezed), "--dataset", &labelled, "--resize", "36", "--crop", "32"]);
+    assert_clean_failure(&out, &["records its resize and crop", "drop --resize"]);
+}
