@@ -119,4 +119,12 @@ fn a_compression_on_unlabelled_images_records_its_preprocessing_so_the_output_ne
     // Given again, the flags would be ignored: an error.
     let out = squeeze(&["eval", "--model", arg(&squeezed), "--dataset", &labelled, "--resize", "36", "--crop", "32"]);
     assert_clean_failure(&out, &["records its resize and crop", "drop --resize"]);
+
+    // Its ONNX export records the same preprocessing, for any runtime.
+    let onnx = dir.path().join("squeezed.onnx");
+    let out = squeeze(&["export", "--model", arg(&squeezed), "-o", arg(&onnx)]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resize 36, centre crop 32x32"), "{out:?}");
+    let meta = sq_export::tract::TractModel::load(&onnx, 1).unwrap().metadata().clone();
+    let entries = ["resize", "center_crop", "image_size", "pad"].map(|key| meta[key].as_str());
+    assert_eq!(entries, ["36", "32x32", "32x32", "0"]);
 }

@@ -50,6 +50,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     let preprocess = preprocessing(&model, &args, (h, w))?;
     let (pad, mean, std) = (preprocess.pad(), preprocess.mean().to_vec(), preprocess.std().to_vec());
+    let geometry = match preprocess.geometry() {
+        g if g.is_identity() => String::new(),
+        g => format!("{g} (torchvision's Resize, CenterCrop), then "),
+    };
     let options = ExportOptions { batch: args.batch, preprocess: Some(preprocess) };
     let onnx = sq_export::to_onnx(&model, &options)
         .with_context(|| format!("exporting {} to {}", args.model.model.display(), args.output.display()))?;
@@ -64,7 +68,7 @@ pub fn run(args: Args) -> Result<()> {
     println!("output  `{}`: {batch} x {}", sq_export::OUTPUT, model.output_shape());
     let list = |values: &[f32]| values.iter().map(f32::to_string).collect::<Vec<_>>().join(", ");
     println!(
-        "feed    (pixel / 255 - mean [{}]) / std [{}], then {pad} pixels of border on every side",
+        "feed    {geometry}(pixel / 255 - mean [{}]) / std [{}], then {pad} pixels of border on every side",
         list(&mean),
         list(&std)
     );

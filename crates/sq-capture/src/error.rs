@@ -34,6 +34,10 @@ pub enum Error {
     /// A tensor is neither `N x C x H x W` nor `N x F`, so it has no units.
     #[error("cannot take unit statistics of a tensor of shape {}", sq_io::dims_text(.0))]
     Rank(Vec<usize>),
+    /// Writing or reading back the activations spilled to a temporary file
+    /// failed (a full disk, say).
+    #[error("cannot spill calibration activations to a temporary file in {} (set TMPDIR to a disk with room)", std::env::temp_dir().display())]
+    Spill(#[source] std::io::Error),
     /// A frontier was given no calibration batches.
     #[error("no calibration batches to capture")]
     Empty,

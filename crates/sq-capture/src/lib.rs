@@ -53,5 +53,5 @@ mod stats;
 
 pub use accumulate::{accumulate, accumulate_samples, capture, capture_taps};
 pub use error::{Error, Result};
-pub use frontier::Frontier;
+pub use frontier::{Frontier, FRONTIER_MEMORY};
 pub use stats::{image_fingerprint, model_fingerprint, LayerStats, Stats, MAX_STATS};

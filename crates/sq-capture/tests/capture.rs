@@ -195,6 +195,39 @@ fn frontier_follows_the_model_and_keeps_units() {
     assert!(matches!(Frontier::new(Vec::new()), Err(sq_capture::Error::Empty)));
 }
 
+/// A frontier that spills some or all of its batches to its temporary file
+/// computes exactly what one held in memory computes.
+#[test]
+fn a_spilled_frontier_computes_what_one_in_memory_computes() {
+    let (_dir, model, data, pre) = setup(9);
+    let make = |memory| Frontier::with_memory(pre.batches(&data, 4), memory).unwrap();
+    let (mut memory, mut half, mut disk) = (make(usize::MAX), make(4 * 784 * 4 + 1), make(0));
+    assert!(!memory.is_spilled() && half.is_spilled() && disk.is_spilled());
+    assert_eq!((memory.len(), half.len(), disk.len()), (3, 3, 3));
+    let reference = disk.clone();
+    for link in model.links() {
+        for frontier in [&mut memory, &mut half, &mut disk] {
+            frontier.advance(&model, link.tap).unwrap();
+        }
+        let moments = memory.moments().unwrap();
+        assert_eq!(half.moments().unwrap(), moments);
+        assert_eq!(disk.moments().unwrap(), moments);
+    }
+    let kept: Vec<usize> = (0..memory.units()).step_by(2).collect();
+    for frontier in [&mut memory, &mut half, &mut disk] {
+        frontier.keep_units(&kept).unwrap();
+    }
+    assert_eq!(half.moments().unwrap(), memory.moments().unwrap());
+    assert_eq!(disk.moments().unwrap(), memory.moments().unwrap());
+    // A clone keeps reading the file it shared after the original moved on.
+    let mut again = make(0);
+    again.advance(&model, model.links()[0].tap).unwrap();
+    let mut from_clone = reference.clone();
+    from_clone.advance(&model, model.links()[0].tap).unwrap();
+    assert_eq!(from_clone.moments().unwrap(), again.moments().unwrap());
+    assert_eq!(from_clone.joint_moments(&again).unwrap(), again.joint_moments(&from_clone).unwrap());
+}
+
 #[test]
 fn merging_a_shard_twice_or_shards_of_other_weights_is_refused() {
     let (_dir, model, data, pre) = setup(4);

@@ -391,7 +391,12 @@ impl Groups {
         };
         layers.extend(linears);
 
-        // The flatten reads last_channels x s x s; the input is s * 2^pools square.
+        // A recorded input size is the model's (its pools may floor odd sizes: 28 -> 14 -> 7 -> 3).
+        if let Some((h, w)) = recorded_input(&metadata, in_channels, &self.path)? {
+            let input = ActShape::Map { c: in_channels, h, w };
+            return Model::new(input, layers, metadata).map_err(|e| self.layout_err(e.to_string()));
+        }
+        // Else the flatten reads last_channels x s x s, and the input is taken as s * 2^pools square.
         let positions = first_in / last_channels.max(1);
         let side = (positions as f64).sqrt().round() as usize;
         if positions * last_channels != first_in || side * side != positions {
@@ -461,4 +466,25 @@ struct Block {
     end: usize,
     conv: candle_nn::Conv2d,
     bn: Option<BatchNorm2d>,
+}
+
+/// The input `(height, width)` a checkpoint's `input` metadata records
+/// (`1x32x32`, optionally followed by words), checked against the
+/// `in_channels` its first convolution reads; `None` without one.
+pub(crate) fn recorded_input(
+    metadata: &BTreeMap<String, String>,
+    in_channels: usize,
+    path: &Path,
+) -> Result<Option<(usize, usize)>> {
+    let Some(value) = metadata.get("input") else { return Ok(None) };
+    let layout = |message: String| Error::Layout { path: path.into(), message };
+    let shape = value.split_whitespace().next().unwrap_or("");
+    let dims: Option<Vec<usize>> = shape.split('x').map(|d| d.parse().ok()).collect();
+    match dims.as_deref() {
+        Some(&[c, h, w]) if c > 0 && h > 0 && w > 0 && c == in_channels => Ok(Some((h, w))),
+        Some(&[c, h, w]) if c > 0 && h > 0 && w > 0 => {
+            Err(layout(format!("metadata `input` gives {c} channels but the first convolution reads {in_channels}")))
+        }
+        _ => Err(layout(format!("metadata `input` = `{value}` is not CxHxW with positive sides (e.g. 1x32x32)"))),
+    }
 }

@@ -26,6 +26,7 @@ use std::str::FromStr;
 
 use candle_core::Tensor;
 
+use crate::checkpoint::recorded_input;
 use crate::error::{Error, Result};
 use crate::layer::{strided_conv2d, BatchNorm2d, Layer, Linear, Shortcut};
 use crate::model::{ActShape, Model};
@@ -311,22 +312,7 @@ pub(crate) fn from_tensors(
     }
 
     let default_side = if max_pool { 224 } else { 32 };
-    let (h, w) = match input_shape(&metadata) {
-        None => (default_side, default_side),
-        Some(Ok((c, h, w))) if c == in_channels => (h, w),
-        Some(Ok((c, _, _))) => {
-            return Err(Error::Layout {
-                path: path.into(),
-                message: format!("metadata `input` gives {c} channels but conv1 reads {in_channels}"),
-            })
-        }
-        Some(Err(value)) => {
-            return Err(Error::Layout {
-                path: path.into(),
-                message: format!("metadata `input` = `{value}` is not CxHxW with positive sides (e.g. 1x32x32)"),
-            })
-        }
-    };
+    let (h, w) = recorded_input(&metadata, in_channels, path)?.unwrap_or((default_side, default_side));
     let input = ActShape::Map { c: in_channels, h, w };
     Model::new(input, layers, metadata).map_err(|e| Error::Layout { path: path.into(), message: e.to_string() })
 }
@@ -338,18 +324,6 @@ fn last_conv_channels(layers: &[Layer]) -> usize {
         .rev()
         .find_map(|l| if let Layer::Conv2d(conv) = l { Some(conv.weight().dims()[0]) } else { None })
         .unwrap_or(0)
-}
-
-/// The input shape `(c, h, w)` from the checkpoint's `input` metadata
-/// (`1x32x32 ...`): `None` without one, the value itself if malformed.
-fn input_shape(metadata: &BTreeMap<String, String>) -> Option<std::result::Result<(usize, usize, usize), String>> {
-    let value = metadata.get("input")?;
-    let shape = value.split_whitespace().next().unwrap_or("");
-    let dims: Option<Vec<usize>> = shape.split('x').map(|d| d.parse().ok()).collect();
-    Some(match dims.as_deref() {
-        Some(&[c, h, w]) if c > 0 && h > 0 && w > 0 => Ok((c, h, w)),
-        _ => Err(value.clone()),
-    })
 }
 
 /// Takes tensors out of a `state_dict` by key, so that what is left at the

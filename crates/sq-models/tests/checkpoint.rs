@@ -8,7 +8,7 @@ use std::path::Path;
 use sq_models::checkpoint::{load, save, StorageDtype};
 use sq_models::synthetic::VggSpec;
 use sq_models::transform::fold_batchnorm;
-use sq_models::{Arch, Layer, Model};
+use sq_models::{ActShape, Arch, Layer, Model};
 
 use common::{input, max_rel_diff};
 
@@ -236,4 +236,30 @@ fn unexpected_key_is_named() {
     let bytes = edited(|t| t.push(("head.weight".into(), vec![1], vec![0.0])));
     let (msg, err) = error_for(Some(&bytes));
     assert!(matches!(err, sq_models::Error::Layout { .. }) && msg.contains("head.weight"), "{msg}");
+}
+
+#[test]
+fn a_recorded_input_size_describes_a_vgg_whose_pools_floor_odd_sizes() {
+    // 48 -> 24 -> 12 -> 6 -> 3 -> 1: the last pool floors, so the classifier's
+    // 8 x 1 x 1 features would also fit a 32x32 input.
+    let mut model = VggSpec::uniform(arch("vgg11_bn"), 8, 1, 48, 16).build(5).unwrap();
+    model.metadata_mut().insert("input".into(), "1x48x48".into());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("floors.safetensors");
+    save(&model, &path, StorageDtype::F32).unwrap();
+    let again = load(&path, None).unwrap();
+    assert_eq!(again.input_shape(), ActShape::Map { c: 1, h: 48, w: 48 });
+    let x = input(&model, 2, 7);
+    assert_eq!(
+        again.forward(&x).unwrap().to_vec2::<f32>().unwrap(),
+        model.forward(&x).unwrap().to_vec2::<f32>().unwrap()
+    );
+
+    // A recorded size the classifier cannot read, or of other channels, is an error naming the file.
+    for (input, needle) in [("1x64x64", "floors.safetensors"), ("3x48x48", "3 channels")] {
+        model.metadata_mut().insert("input".into(), input.into());
+        save(&model, &path, StorageDtype::F32).unwrap();
+        let err = load(&path, None).unwrap_err().to_string();
+        assert!(err.contains(needle), "{input}: {err}");
+    }
 }

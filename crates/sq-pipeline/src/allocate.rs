@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sq_capture::{capture, Stats};
+use sq_capture::{capture, Frontier, Stats, FRONTIER_MEMORY};
 use sq_data::{Dataset, Preprocess};
 use sq_linalg::Spectrum;
 use sq_models::{Layer, Model};
@@ -370,8 +370,8 @@ impl Profile {
                 if val.is_empty() {
                     return Err(Error::NoValidation);
                 }
-                let batches = pre.batches(val, settings.batch).collect::<std::result::Result<Vec<_>, _>>()?;
-                (Vec::new(), measured_curves(model, &stats, batches, settings, progress)?)
+                let val = Frontier::with_memory(pre.batches(val, settings.batch), FRONTIER_MEMORY)?;
+                (Vec::new(), measured_curves(model, &stats, val, settings, progress)?)
             }
         };
         Ok(Profile { allocator, names, spectra, curves })

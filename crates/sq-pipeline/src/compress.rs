@@ -4,10 +4,11 @@
 //! on statistics captured from the *already-squeezed* prefix, so every
 //! layer's reconstruction also corrects what the previous cuts disturbed.
 //! It costs one forward pass over the calibration set in total: the
-//! activations at the current cut are kept in memory and advanced layer by
-//! layer ([`sq_capture::Frontier`]). Peak memory is the largest tapped
-//! activation of the calibration set (2000 Fashion-MNIST images through
-//! VGG-16: 64 x 32 x 32 floats each, about 0.5 GB).
+//! activations at the current cut are kept and advanced layer by layer
+//! ([`sq_capture::Frontier`]): in memory up to
+//! [`sq_capture::FRONTIER_MEMORY`] (2000 Fashion-MNIST images through
+//! VGG-16 take 64 x 32 x 32 floats each, about 0.5 GB), in an anonymous
+//! temporary file beyond, so memory does not grow with the calibration set.
 //!
 //! [`Mode::OnePass`] captures every producer once on the original model
 //! ([`sq_capture::capture`]) and plans all cuts from those statistics
@@ -16,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sq_capture::{capture, Frontier, LayerStats};
+use sq_capture::{capture, Frontier, LayerStats, FRONTIER_MEMORY};
 use sq_data::{Dataset, Preprocess};
 use sq_linalg::{Matrix, Moments};
 use sq_models::{Link, Model};
@@ -401,8 +402,7 @@ impl Source {
     fn new(model: &Model, calib: &Dataset, pre: &Preprocess, settings: &Settings) -> Result<Self> {
         Ok(match settings.mode {
             Mode::Sequential => {
-                let batches = pre.batches(calib, settings.batch).collect::<std::result::Result<Vec<_>, _>>()?;
-                let frontier = Frontier::new(batches)?;
+                let frontier = Frontier::with_memory(pre.batches(calib, settings.batch), FRONTIER_MEMORY)?;
                 let reference = (settings.target == Target::Original || settings.repair).then(|| frontier.clone());
                 Source::Sequential { frontier, reference }
             }
@@ -483,8 +483,8 @@ fn output_moments(model: &Model, link: &Link, frontier: &Frontier) -> Result<(Ve
     let mut sum: Vec<f64> = Vec::new();
     let mut squares: Vec<f64> = Vec::new();
     let mut count = 0usize;
-    for flow in frontier.batches() {
-        let y = model.forward_flow(flow.clone(), link.tap..link.consumer + 1)?.x;
+    for flow in frontier.flows() {
+        let y = model.forward_flow(flow?.into_owned(), link.tap..link.consumer + 1)?.x;
         let units = y.dims()[1];
         let per_unit = match y.rank() {
             4 => y.transpose(0, 1).map_err(sq_models::Error::from)?.flatten_from(1).map_err(sq_models::Error::from)?,

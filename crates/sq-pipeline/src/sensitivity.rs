@@ -18,7 +18,6 @@
 //!   calibration). Costs forward passes of the network after the producer,
 //!   from activations cached at its input.
 
-use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use sq_capture::{Frontier, Stats};
 use sq_models::eval::{kl_sum, log_softmax};
@@ -80,21 +79,22 @@ pub fn variance_curves(model: &Model, stats: &Stats, settings: &Settings) -> Res
 }
 
 /// Measured curves: for every producer and grid width, the mean KL
-/// divergence from the original model's predictions on `val` (preprocessed
-/// batches) of the model with only that producer squeezed (strategy and
+/// divergence from the original model's predictions on `val` (the
+/// validation images at the model's input, [`Frontier::with_memory`] so
+/// that memory does not grow with them) of the model with only that producer squeezed (strategy and
 /// compensation of `settings`, planned on `stats`). `progress(done, total)`
 /// counts producers.
 pub fn measured_curves(
     model: &Model,
     stats: &Stats,
-    val: Vec<Tensor>,
+    val: Frontier,
     settings: &Settings,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<LossCurve>> {
     let links = model.links();
-    let reference = val.iter().map(|x| Ok(log_softmax(&model.forward(x)?)?)).collect::<Result<Vec<_>>>()?;
+    let reference = val.flows().map(|flow| Ok(log_softmax(&model.forward(&flow?.x)?)?)).collect::<Result<Vec<_>>>()?;
     let end = model.layers().len();
-    let mut frontier = Frontier::new(val)?;
+    let mut frontier = val;
     let mut curves = Vec::with_capacity(links.len());
     for (i, (link, layer)) in links.iter().zip(stats.layers()).enumerate() {
         frontier.advance(model, link.producer)?;
@@ -111,8 +111,8 @@ pub fn measured_curves(
             let cut = apply(model, &patch)?;
             let mut divergence = 0.0;
             let mut images = 0;
-            for (flow, p) in frontier.batches().iter().zip(&reference) {
-                let q = log_softmax(&cut.forward_flow(flow.clone(), link.producer..end)?.x)?;
+            for (flow, p) in frontier.flows().zip(&reference) {
+                let q = log_softmax(&cut.forward_flow(flow?.into_owned(), link.producer..end)?.x)?;
                 divergence += kl_sum(p, &q);
                 images += p.len();
             }
