@@ -127,4 +127,9 @@ fn a_compression_on_unlabelled_images_records_its_preprocessing_so_the_output_ne
     let meta = sq_export::tract::TractModel::load(&onnx, 1).unwrap().metadata().clone();
     let entries = ["resize", "center_crop", "image_size", "pad"].map(|key| meta[key].as_str());
     assert_eq!(entries, ["36", "32x32", "32x32", "0"]);
+    // The recorded crop is the images' size: another --image-size is refused.
+    let other = dir.path().join("other.onnx");
+    let out = squeeze(&["export", "--model", arg(&squeezed), "--image-size", "30", "-o", arg(&other)]);
+    assert_clean_failure(&out, &["--image-size would have no effect", "32x32"]);
+    assert!(!other.exists());
 }

@@ -21,11 +21,12 @@ pub struct Args {
     /// Which split to evaluate on.
     #[arg(long, default_value = "test")]
     split: Split,
-    /// Skip the first N images (dataset order: file order, or sorted paths for a folder), before --limit. With --split train, a slice that no choice
+    /// Skip the first N images, before --limit. The test split is in file order (sorted paths for a
+    /// folder); the training split in the order compress draws it (a seeded shuffle for a folder). With --split train, a slice that no choice
     /// saw: calibration takes the first --calib images, a global budget's validation the last --val.
     #[arg(long, default_value_t = 0)]
     skip: usize,
-    /// Evaluate only the first N images (file order, after --skip).
+    /// Evaluate only the first N images (after --skip, in the same order).
     #[arg(long, value_parser = positive)]
     limit: Option<usize>,
     /// Images per forward pass.
@@ -56,6 +57,10 @@ pub fn run(args: Args) -> Result<()> {
         None => None,
     };
     let (spec, mut data) = args.data.load(args.split)?;
+    if args.split == Split::Train {
+        // As compress draws it, so that --skip passes over exactly its calibration images.
+        data = data.in_order(spec.draw_order());
+    }
     anyhow::ensure!(
         data.labels().is_some(),
         "{spec} has no labels: eval measures accuracy, which needs a labelled dataset (folder:DIR, one sub-folder per class)"

@@ -85,6 +85,12 @@ fn preprocessing(model: &Model, args: &Args, input_hw: (usize, usize)) -> Result
         sq_models::eval::normalization(model, given).map_err(with_advice).with_context(|| format!("{path}"))?;
     let geometry = recorded_geometry(model).with_context(|| format!("{path}"))?;
     let dataset = meta.get("dataset").map(String::as_str);
+    if let (Some(_), Some((h, w))) = (args.image_size, geometry.crop) {
+        bail!("{path}: --image-size would have no effect: the checkpoint records a centre crop of {h}x{w}, the images' size");
+    }
+    if let (None, Some(side), None) = (args.image_size, geometry.resize, geometry.crop) {
+        bail!("{path}: the checkpoint records a resize to {side} without a crop, so the images' size depends on each image; pass --image-size");
+    }
     let image_size = args.image_size.or(geometry.crop);
     let Some(image_hw) = image_size.or_else(|| dataset.and_then(dataset_image_size)) else {
         bail!(

@@ -264,7 +264,9 @@ pub fn positive(s: &str) -> std::result::Result<usize, String> {
 pub fn with_advice(err: sq_models::Error) -> anyhow::Error {
     let advice = match &err {
         sq_models::Error::NoNormalization => Some("pass --mean and --std"),
-        sq_models::Error::NormalizationTwice { .. } => Some("drop --mean and --std (or --preprocess)"),
+        sq_models::Error::NormalizationTwice { .. } => {
+            Some("drop --mean and --std; instead of --preprocess, pass its resize and crop (--resize 256 --crop 224)")
+        }
         sq_models::Error::GeometryTwice { .. } => Some("drop --resize and --crop (or --preprocess)"),
         sq_models::Error::Preprocess(
             PreprocessError::ImageSize { .. }

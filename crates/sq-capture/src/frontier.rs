@@ -141,9 +141,10 @@ impl Frontier {
 
     /// Number of units (dimension 1) of the activations.
     pub fn units(&self) -> usize {
-        let dims = match &self.batches[0] {
-            Slot::Memory(flow) => flow.x.dims().to_vec(),
-            Slot::Spilled { dims, .. } => dims[0].clone(),
+        let dims = match self.batches.first() {
+            Some(Slot::Memory(flow)) => flow.x.dims().to_vec(),
+            Some(Slot::Spilled { dims, .. }) => dims[0].clone(),
+            None => Vec::new(),
         };
         dims.get(1).copied().unwrap_or(0)
     }

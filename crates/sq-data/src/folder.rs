@@ -133,10 +133,12 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     fs::read_dir(dir).map_err(io)?.map(|entry| entry.map(|e| e.path()).map_err(io)).collect()
 }
 
-/// Whether `path` ends in one of [`IMAGE_EXTENSIONS`], in any case.
+/// Whether `path`'s name ends in `.` and one of [`IMAGE_EXTENSIONS`], in
+/// any case, as torchvision's `has_file_allowed_extension` tests it (so a
+/// file named just `.jpg` is an image too).
 fn has_image_extension(path: &Path) -> bool {
-    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-    extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    IMAGE_EXTENSIONS.iter().any(|extension| name.ends_with(&format!(".{extension}")))
 }
 
 /// The last component of `path`, which must be valid UTF-8 (labels and

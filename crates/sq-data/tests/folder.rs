@@ -11,7 +11,7 @@ use sq_data::{DatasetSpec, DrawOrder, Geometry, Preprocess, Split};
 fn png(path: &Path, (w, h): (u32, u32), seed: u8) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     let image = ImageBuffer::from_fn(w, h, |x, y| Rgb([seed, (x % 256) as u8, (y % 256) as u8]));
-    image.save(path).unwrap();
+    image.save_with_format(path, image::ImageFormat::Png).unwrap();
 }
 
 fn folder(spec: &str, dir: &Path) -> DatasetSpec {
@@ -23,7 +23,10 @@ fn classes_are_sorted_folder_names_and_files_are_sorted_as_torchvision_lists_the
     let dir = tempfile::tempdir().unwrap();
     let train = dir.path().join("train");
     // Created out of order, with a nested folder, an upper-case extension and a file that is not an image.
-    for (file, seed) in [("dog/b.png", 1), ("cat/z.PNG", 2), ("cat/a/c.png", 3), ("cat/b.png", 4), ("ant/x.png", 5)] {
+    // A file named just `.png` is an image to torchvision too.
+    let files =
+        [("dog/b.png", 1), ("cat/z.PNG", 2), ("cat/a/c.png", 3), ("cat/b.png", 4), ("ant/x.png", 5), ("ant/.png", 6)];
+    for (file, seed) in files {
         png(&train.join(file), (4, 3), seed);
     }
     fs::write(train.join("cat/notes.txt"), "not an image").unwrap();
@@ -33,8 +36,8 @@ fn classes_are_sorted_folder_names_and_files_are_sorted_as_torchvision_lists_the
     let files: Vec<String> =
         (0..data.len()).map(|i| data.path(i).unwrap().strip_prefix(&train).unwrap().display().to_string()).collect();
     // os.walk order: the class folder's own files before its sub-folders' ("cat" < "cat/a").
-    assert_eq!(files, ["ant/x.png", "cat/b.png", "cat/z.PNG", "cat/a/c.png", "dog/b.png"]);
-    assert_eq!(data.labels().unwrap(), [0, 1, 1, 1, 2]);
+    assert_eq!(files, ["ant/.png", "ant/x.png", "cat/b.png", "cat/z.PNG", "cat/a/c.png", "dog/b.png"]);
+    assert_eq!(data.labels().unwrap(), [0, 0, 1, 1, 1, 2]);
     assert_eq!(data.image_shape(), None);
     assert_eq!(data.image_hw(0).unwrap(), (3, 4));
 }

@@ -227,10 +227,12 @@ pub fn evaluate(
     Ok(Evaluation { images: data.len(), correct, correct_top5, seconds: start.elapsed().as_secs_f64() })
 }
 
-/// How many logits of `row` are above the one at `label` (0: the label is
-/// the top prediction). Ties count in the label's favour.
+/// The place of `label` in `row` sorted by logit, highest first (0: the
+/// top prediction); equal logits rank by index, as argmax breaks ties, so
+/// constant logits do not make every class a top-5 hit.
 fn rank(row: &[f32], label: usize) -> usize {
-    row.iter().filter(|&&v| v > row[label]).count()
+    let x = row[label];
+    row.iter().enumerate().filter(|&(i, &v)| v > x || (v == x && i < label)).count()
 }
 
 /// How closely a model follows a reference model (its original) on a

@@ -402,8 +402,11 @@ impl Source {
     fn new(model: &Model, calib: &Dataset, pre: &Preprocess, settings: &Settings) -> Result<Self> {
         Ok(match settings.mode {
             Mode::Sequential => {
-                let frontier = Frontier::with_memory(pre.batches(calib, settings.batch), FRONTIER_MEMORY)?;
-                let reference = (settings.target == Target::Original || settings.repair).then(|| frontier.clone());
+                let keeps_reference = settings.target == Target::Original || settings.repair;
+                // The reference (the original model's activations) shares the memory budget.
+                let memory = if keeps_reference { FRONTIER_MEMORY / 2 } else { FRONTIER_MEMORY };
+                let frontier = Frontier::with_memory(pre.batches(calib, settings.batch), memory)?;
+                let reference = keeps_reference.then(|| frontier.clone());
                 Source::Sequential { frontier, reference }
             }
             Mode::OnePass => {
