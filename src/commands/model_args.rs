@@ -47,7 +47,7 @@ pub struct DataArgs {
     #[arg(long, value_name = "S")]
     pub resize: Option<usize>,
     /// Keep the centre H x W pixels (torchvision's CenterCrop) after any resize: `224` or `224x192`.
-    #[arg(long, value_name = "H[xW]", value_parser = crop_size)]
+    #[arg(long, value_name = "H[xW]", value_parser = sq_data::parse_hw)]
     pub crop: Option<(usize, usize)>,
     /// A named preprocessing: `imagenet` is --resize 256 --crop 224 with ImageNet's mean and std.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["mean", "std", "resize", "crop"])]
@@ -60,11 +60,6 @@ pub enum Preset {
     /// torchvision's ImageNet evaluation transform: Resize(256), CenterCrop(224),
     /// Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]).
     Imagenet,
-}
-
-/// `H` or `HxW` for `--crop`.
-fn crop_size(text: &str) -> std::result::Result<(usize, usize), String> {
-    sq_data::parse_hw(text).ok_or_else(|| format!("`{text}` is not a size: write H or HxW, e.g. 224 or 224x192"))
 }
 
 impl DataArgs {

@@ -143,7 +143,7 @@ pub struct Args {
     #[arg(long, value_name = "S")]
     resize: Option<usize>,
     /// Keep the centre H x W pixels after any resize (torchvision's CenterCrop): `224` or `224x192`.
-    #[arg(long, value_name = "H[xW]", value_parser = crop_size)]
+    #[arg(long, value_name = "H[xW]", value_parser = sq_data::parse_hw)]
     crop: Option<(usize, usize)>,
 }
 
@@ -737,9 +737,4 @@ fn machine() -> Machine {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
     }
-}
-
-/// `H` or `HxW` for `--crop`.
-fn crop_size(text: &str) -> std::result::Result<(usize, usize), String> {
-    sq_data::parse_hw(text).ok_or_else(|| format!("`{text}` is not a size: write H or HxW, e.g. 224 or 224x192"))
 }

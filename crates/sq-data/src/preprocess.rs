@@ -117,24 +117,18 @@ impl Geometry {
     /// of range.
     pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Geometry, PreprocessError> {
         let bad = |key: &'static str, value: &str| PreprocessError::BadMetadata { key, value: value.to_owned() };
-        let resize = match meta.get(RESIZE_KEY) {
-            Some(value) => Some(value.trim().parse::<usize>().map_err(|_| bad(RESIZE_KEY, value))?),
-            None => None,
-        };
-        let crop = match meta.get(CROP_KEY) {
-            Some(value) => Some(parse_hw(value).ok_or_else(|| bad(CROP_KEY, value))?),
-            None => None,
-        };
-        let geometry = Geometry { resize, crop };
-        geometry.check().map_err(|_| {
-            let (key, value) = if resize.is_some_and(|s| s == 0 || s > MAX_SIDE) {
-                (RESIZE_KEY, &meta[RESIZE_KEY])
-            } else {
-                (CROP_KEY, &meta[CROP_KEY])
-            };
-            bad(key, value)
-        })?;
-        Ok(geometry)
+        let in_range = |side: usize| (1..=MAX_SIDE).contains(&side);
+        let resize = meta
+            .get(RESIZE_KEY)
+            .map(|value| value.trim().parse().ok().filter(|&s| in_range(s)).ok_or_else(|| bad(RESIZE_KEY, value)))
+            .transpose()?;
+        let crop = meta
+            .get(CROP_KEY)
+            .map(|value| {
+                parse_hw(value).ok().filter(|&(h, w)| in_range(h) && in_range(w)).ok_or_else(|| bad(CROP_KEY, value))
+            })
+            .transpose()?;
+        Ok(Geometry { resize, crop })
     }
 
     /// The metadata entries that record this geometry (none for the identity).
@@ -156,13 +150,15 @@ impl fmt::Display for Geometry {
     }
 }
 
-/// `H` or `HxW` as `(H, W)`.
-pub fn parse_hw(text: &str) -> Option<(usize, usize)> {
-    let text = text.trim();
-    match text.split_once('x') {
-        Some((h, w)) => Some((h.trim().parse().ok()?, w.trim().parse().ok()?)),
-        None => text.parse().ok().map(|side| (side, side)),
-    }
+/// `H` or `HxW` as `(H, W)` (a `--crop` flag, a `center_crop` entry); the
+/// error says what to write.
+pub fn parse_hw(text: &str) -> Result<(usize, usize), String> {
+    let trimmed = text.trim();
+    let size = match trimmed.split_once('x') {
+        Some((h, w)) => h.trim().parse().ok().zip(w.trim().parse().ok()),
+        None => trimmed.parse().ok().map(|side| (side, side)),
+    };
+    size.ok_or_else(|| format!("`{text}` is not a size: write H or HxW, e.g. 224 or 224x192"))
 }
 
 /// The size torchvision's `Resize(side)` gives an `(h, w)` image: the
