@@ -4,12 +4,15 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
 use common::{arg, assert_clean_failure, json_stdout, reference_model, root, small_model, squeeze};
 use image::{GrayImage, ImageBuffer, Rgb};
 use sq_data::{DatasetSpec, Split};
+use sq_models::synthetic::{ResNetSpec, Stem};
+use sq_models::{BlockKind, ResNetArch};
 
 /// Writes `split` of the shipped Fashion-MNIST as `dir/FOLDER/LABEL/INDEX.png`.
 fn write_png_folder(dir: &Path, split: Split, folder: &str) {
@@ -132,4 +135,51 @@ fn a_compression_on_unlabelled_images_records_its_preprocessing_so_the_output_ne
     let out = squeeze(&["export", "--model", arg(&squeezed), "--image-size", "30", "-o", arg(&other)]);
     assert_clean_failure(&out, &["--image-size would have no effect", "32x32"]);
     assert!(!other.exists());
+}
+
+#[test]
+fn a_resnet_runs_at_the_input_size_given_once_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A small ResNet that records no input size: it loads at its stem's default, 32x32.
+    let spec = ResNetSpec::uniform(ResNetArch { kind: BlockKind::Basic, blocks: vec![1, 1] }, Stem::Cifar, 4, 3, 32);
+    let metadata = BTreeMap::from([
+        ("normalize_mean".to_string(), "0.5,0.5,0.5".to_string()),
+        ("normalize_std".to_string(), "0.25,0.25,0.25".to_string()),
+    ]);
+    let model = sq_models::checkpoint::from_state_dict(spec.state_dict(1).unwrap(), metadata, None).unwrap();
+    let original = dir.path().join("resnet.safetensors");
+    sq_models::checkpoint::save(&model, &original, sq_models::checkpoint::StorageDtype::F32).unwrap();
+    write_photos(&dir.path().join("photos"), 40, true);
+    let photos = format!("folder:{}", dir.path().join("photos").display());
+    let at_48 = ["--resize", "48", "--crop", "48"];
+
+    // 48x48 images are too large for 32x32 inputs; the hint names the flag.
+    let out = squeeze(&[&["eval", "--model", arg(&original), "--dataset", &photos][..], &at_48].concat());
+    assert_clean_failure(&out, &["input 32x32 is smaller than the 48x48 images", "--input-size"]);
+    let sized = ["--input-size", "48"];
+    let eval = json_stdout(&squeeze(
+        &[&["eval", "--model", arg(&original), "--dataset", &photos, "--json"][..], &at_48, &sized].concat(),
+    ));
+    assert_eq!(eval["images"], 40);
+
+    let squeezed = dir.path().join("squeezed.safetensors");
+    let compress = ["compress", "--model", arg(&original), "--dataset", &photos, "--calib", "30", "--tau", "0.9"];
+    squeeze(&[&compress[..], &at_48, &sized, &["-o", arg(&squeezed), "--json"]].concat());
+    let loaded = sq_models::checkpoint::load(&squeezed, None).unwrap();
+    assert_eq!(loaded.metadata().get("input").map(String::as_str), Some("3x48x48"));
+    // The squeezed model evaluates with no flags; beside the original, the size applies to the original only.
+    let out = squeeze(&["eval", "--model", arg(&squeezed), "--dataset", &photos, "--json"]);
+    assert_eq!(json_stdout(&out)["images"], 40);
+    let against =
+        [&["eval", "--model", arg(&squeezed), "--dataset", &photos, "--against", arg(&original)][..], &at_48, &sized];
+    let out = squeeze(&[&against.concat()[..], &["--json"]].concat());
+    assert!(json_stdout(&out)["agreement"].as_f64().unwrap() > 0.5);
+    // Given again for the squeezed model alone, the size would be ignored: an error.
+    let out = squeeze(&["eval", "--model", arg(&squeezed), "--dataset", &photos, "--input-size", "48"]);
+    assert_clean_failure(&out, &["--input-size would have no effect", "3x48x48"]);
+    // A VGG's classifier fixes its input size: its five pools take 32 (or 48) pixels to 1, 64 to 2.
+    let vgg = small_model(dir.path(), "vgg.safetensors");
+    let at_64 = ["--resize", "64", "--crop", "64", "--input-size", "64"];
+    let out = squeeze(&[&["eval", "--model", arg(&vgg), "--dataset", &photos][..], &at_64].concat());
+    assert_clean_failure(&out, &["--input-size 64x64 does not fit", "1x32x32"]);
 }

@@ -48,13 +48,9 @@ pub fn run(args: Args) -> Result<()> {
         .input_opt("--against", args.against.as_deref())
         .inputs_if_present("--dataset", args.data.spec()?.candidate_files())
         .check()?;
-    let model = args.model.load()?;
-    let reference = match &args.against {
-        Some(path) => Some(
-            // --arch describes --model; the reference's layout is read off its own keys.
-            sq_models::checkpoint::load(path, None).with_context(|| format!("--against {}", path.display()))?,
-        ),
-        None => None,
+    let (model, reference) = match &args.against {
+        Some(path) => args.model.load_pair(path).map(|(model, reference)| (model, Some(reference)))?,
+        None => (args.model.load()?, None),
     };
     let (spec, mut data) = args.data.load(args.split)?;
     if args.split == Split::Train {

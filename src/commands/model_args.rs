@@ -1,7 +1,7 @@
 //! Flags shared by the subcommands that load a model and a dataset, and the
 //! advice the command line adds to library errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use sq_data::{Dataset, DatasetSpec, Geometry, Preprocess, PreprocessError, Split};
@@ -19,13 +19,49 @@ pub struct ModelArgs {
     /// always is).
     #[arg(long)]
     pub arch: Option<Arch>,
+    /// The model's input size in pixels, `224` or `224x192`, for a checkpoint whose metadata records
+    /// none (`input`): a ResNet reads any size (by default 224, or 32 with a CIFAR-style stem); a
+    /// VGG's classifier fixes its size, inferred from the classifier unless its pools floor odd sizes.
+    #[arg(long, value_name = "H[xW]", value_parser = sq_data::parse_hw)]
+    pub input_size: Option<(usize, usize)>,
 }
 
 impl ModelArgs {
-    /// Loads the checkpoint.
+    /// Loads the checkpoint, at `--input-size` when given.
     pub fn load(&self) -> Result<Model> {
-        sq_models::checkpoint::load(&self.model, self.arch.as_ref()).map_err(with_advice)
+        let model = sq_models::checkpoint::load(&self.model, self.arch.as_ref()).map_err(with_advice)?;
+        let Some(hw) = self.input_size else { return Ok(model) };
+        if let Some(recorded) = model.metadata().get("input") {
+            bail!("--input-size would have no effect: {} records its input size ({recorded})", self.model.display());
+        }
+        with_input_size(model, hw, &self.model)
     }
+
+    /// Loads the checkpoint and the `reference` it is compared with (whose
+    /// layout is read off its own keys: `--arch` describes `--model`).
+    /// `--input-size` applies to each that records no input size, and is an
+    /// error when both record one.
+    pub fn load_pair(&self, reference: &Path) -> Result<(Model, Model)> {
+        let model = sq_models::checkpoint::load(&self.model, self.arch.as_ref()).map_err(with_advice)?;
+        let against = sq_models::checkpoint::load(reference, None)
+            .map_err(with_advice)
+            .with_context(|| format!("--against {}", reference.display()))?;
+        let Some(hw) = self.input_size else { return Ok((model, against)) };
+        let records = |m: &Model| m.metadata().contains_key("input");
+        if records(&model) && records(&against) {
+            bail!("--input-size would have no effect: both --model and --against record their input size");
+        }
+        let sized = |m: Model, path: &Path| if records(&m) { Ok(m) } else { with_input_size(m, hw, path) };
+        Ok((sized(model, &self.model)?, sized(against, reference)?))
+    }
+}
+
+/// `model` (loaded from `path`) on inputs of `hw` pixels (`--input-size`).
+fn with_input_size(model: Model, (h, w): (usize, usize), path: &Path) -> Result<Model> {
+    let read_as = model.input_shape();
+    model.with_input_size((h, w)).map_err(anyhow::Error::from).with_context(|| {
+        format!("--input-size {h}x{w} does not fit {} (read as taking {read_as} inputs)", path.display())
+    })
 }
 
 /// Which images to use and how to preprocess them.
@@ -254,6 +290,11 @@ pub fn positive(s: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// What to type when images and the model's input differ in size.
+const RESIZE_ADVICE: &str = "bring the images to the model's input size with --resize and --crop \
+     (e.g. --resize 256 --crop 224) or --preprocess imagenet, or give a model that reads any size (a ResNet) \
+     its --input-size";
+
 /// A model error, with the flag that fixes it when there is one: library
 /// errors say what is wrong, the command line says what to type.
 pub fn with_advice(err: sq_models::Error) -> anyhow::Error {
@@ -267,10 +308,7 @@ pub fn with_advice(err: sq_models::Error) -> anyhow::Error {
             PreprocessError::ImageSize { .. }
             | PreprocessError::InputTooSmall { .. }
             | PreprocessError::UnevenPadding { .. },
-        ) => Some(
-            "bring the images to the model's input size with --resize and --crop (e.g. --resize 256 --crop 224), \
-             or --preprocess imagenet",
-        ),
+        ) => Some(RESIZE_ADVICE),
         sq_models::Error::Preprocess(
             PreprocessError::ExtremeStats { .. }
             | PreprocessError::InvalidStats { .. }
@@ -278,6 +316,7 @@ pub fn with_advice(err: sq_models::Error) -> anyhow::Error {
         ) => Some(
             "the normalisation comes from --mean/--std, or from the checkpoint's normalize_mean/normalize_std metadata",
         ),
+        sq_models::Error::Mismatch { message } if message.contains("padding them") => Some(RESIZE_ADVICE),
         // Only a VGG's pools are read off its numbering (a ResNet's structure is in its keys): the
         // errors about gaps and about the classifier's input.
         sq_models::Error::Layout { message, .. }

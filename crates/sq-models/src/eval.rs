@@ -168,7 +168,7 @@ pub fn check_padding(image_hw: (usize, usize), input_hw: (usize, usize), images:
     if pads.iter().any(|pad| pad.is_some_and(|pad| pad / 2 > max_pad(h.min(w)))) {
         return Err(Error::Mismatch {
             message: format!(
-                "the model's input is {mh}x{mw} (implied by its first classifier layer's input features) but {images} are {h}x{w}: \
+                "the model reads {mh}x{mw} inputs but {images} are {h}x{w}: \
                  padding them would add more than {} pixels a side, so the model was not trained on these images",
                 max_pad(h.min(w))
             ),

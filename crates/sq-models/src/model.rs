@@ -173,6 +173,24 @@ impl Model {
         Ok(Self { input, layers, shapes, open, names, metadata, plan: OnceLock::new() })
     }
 
+    /// The same layers on inputs of `h x w` pixels, recorded in the
+    /// metadata's `input` so that a saved copy loads at that size. A
+    /// ResNet's global pool reads any size; a VGG's classifier reads only
+    /// the feature map of the size it was trained at.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if the model reads vectors, not images, or its
+    /// layers do not fit inputs of that size.
+    pub fn with_input_size(self, (h, w): (usize, usize)) -> Result<Model> {
+        let (input, layers, mut metadata) = self.into_parts();
+        let ActShape::Map { c, .. } = input else {
+            return Err(Error::Invalid { layer: "input".into(), message: format!("reads {input}, not images") });
+        };
+        metadata.insert("input".into(), format!("{c}x{h}x{w}"));
+        Model::new(ActShape::Map { c, h, w }, layers, metadata)
+    }
+
     /// Shape of one input image.
     pub fn input_shape(&self) -> ActShape {
         self.input
