@@ -183,3 +183,42 @@ fn a_resnet_runs_at_the_input_size_given_once_and_records_it() {
     let out = squeeze(&[&["eval", "--model", arg(&vgg), "--dataset", &photos][..], &at_64].concat());
     assert_clean_failure(&out, &["--input-size 64x64 does not fit", "1x32x32"]);
 }
+
+#[test]
+fn unreadable_files_stop_a_run_unless_skipped_and_then_each_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), "small.safetensors");
+    let photos = dir.path().join("photos");
+    write_photos(&photos, 40, true);
+    fs::write(photos.join("train/0/empty.png"), b"").unwrap();
+    fs::write(photos.join("val/3/notes.jpg"), b"not an image").unwrap();
+    let dataset = format!("folder:{}", photos.display());
+    let eval = ["eval", "--model", arg(&model), "--dataset", &dataset, "--resize", "36", "--crop", "32"];
+
+    let out = squeeze(&eval);
+    assert_clean_failure(&out, &["notes.jpg", "not a JPEG or PNG"]);
+    let out = squeeze(&[&eval[..], &["--skip-unreadable", "--json"]].concat());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped"), "{out:?}");
+    let result = json_stdout(&out);
+    assert_eq!(result["images"], 40);
+    let skipped = result["unreadable_skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0]["file"].as_str().unwrap().ends_with("notes.jpg"), "{result}");
+
+    // Calibration draws the next readable file instead; the manifest lists what it passed over.
+    let squeezed = dir.path().join("squeezed.safetensors");
+    let compress = ["compress", "--model", arg(&model), "--dataset", &dataset, "--resize", "36", "--crop", "32"];
+    let calibrate = ["--tau", "0.9", "--skip-unreadable", "-o", arg(&squeezed), "--json"];
+    let manifest = json_stdout(&squeeze(&[&compress[..], &["--calib", "40"], &calibrate].concat()));
+    assert_eq!(manifest["calibration"]["images"], 40);
+    assert!(manifest["unreadable_skipped"][0]["file"].as_str().unwrap().ends_with("empty.png"), "{manifest}");
+    // 41 files, 40 readable.
+    let other = dir.path().join("other.safetensors");
+    let out =
+        squeeze(&[&compress[..], &["--calib", "41", "--tau", "0.9", "--skip-unreadable", "-o", arg(&other)]].concat());
+    assert_clean_failure(&out, &["need 41 readable images", "1 of them do not decode"]);
+
+    // Images held in memory are always readable: the flag would have no effect.
+    let out = squeeze(&["eval", "--model", arg(&model), "--dataset", "fashion-mnist", "--skip-unreadable"]);
+    assert_clean_failure(&out, &["--skip-unreadable would have no effect"]);
+}

@@ -10,7 +10,7 @@ use sq_report::plot::{line_chart_bytes, Axes, Format, Series};
 use sq_report::progress;
 use sq_select::Tau;
 
-use super::model_args::{CalibrationArgs, DataArgs, ModelArgs};
+use super::model_args::{CalibrationArgs, DataArgs, Drawn, ModelArgs};
 use super::outputs::Plan;
 
 /// Flags of `squeeze analyze`.
@@ -107,7 +107,7 @@ pub fn run(args: Args) -> Result<()> {
 
 fn capture_stats(args: &Args) -> Result<Stats> {
     let model = args.model.load()?;
-    let (_, data, _, pre) = args.calibration.load(&args.data, &model, 0)?;
+    let Drawn { calib: data, pre, .. } = args.calibration.load(&args.data, &model, 0)?;
     let bar = progress::bar(data.len(), "capturing", "images");
     let stats = capture(&model, pre.batches(&data, args.calibration.batch()), |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use sq_data::Unreadable;
 use sq_models::checkpoint::{to_bytes, StorageDtype};
 use sq_models::Model;
 use sq_pipeline::{
@@ -15,7 +16,7 @@ use sq_report::progress;
 use sq_rewrite::Compensation;
 use sq_select::{Budget, Strategy, Tau};
 
-use super::model_args::{given, positive, CalibrationArgs, DataArgs, ModelArgs};
+use super::model_args::{given, positive, unreadable_json, CalibrationArgs, DataArgs, Drawn, ModelArgs};
 use super::outputs::Plan;
 
 /// The role of the manifest in output planning and its errors.
@@ -172,7 +173,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(_) if allocator == Allocator::Measured => args.val.unwrap_or(1000),
         _ => 0,
     };
-    let (spec, calib, val, pre) = args.calibration.load(&args.data, &model, validation)?;
+    let Drawn { spec, calib, val, pre, skipped } = args.calibration.load(&args.data, &model, validation)?;
     let streams = model.streams().len();
     let bar = progress::bar(streams, "squeezing", "residual streams");
     let streamed = squeeze_streams(&model, &calib, &pre, &settings, |done, _| bar.set_position(done as u64))?;
@@ -218,6 +219,7 @@ pub fn run(args: Args) -> Result<()> {
         draw_order: spec.draw_order().to_string(),
         calibration: calib.len(),
         validation: val.len(),
+        skipped: &skipped,
         output: &args.output,
         bytes: checkpoint.len(),
     };
@@ -247,6 +249,8 @@ struct Run<'a> {
     draw_order: String,
     calibration: usize,
     validation: usize,
+    /// Files passed over by `--skip-unreadable`.
+    skipped: &'a [Unreadable],
     output: &'a Path,
     bytes: usize,
 }
@@ -264,6 +268,7 @@ fn summary(model: &Model, outcome: &Outcome, settings: &Settings, run: &Run<'_>)
         "settings": settings,
         "calibration": { "dataset": run.dataset, "split": "train", "images": run.calibration, "from": "start", "order": run.draw_order },
         "validation": { "dataset": run.dataset, "split": "train", "images": run.validation, "from": "end", "order": run.draw_order },
+        "unreadable_skipped": unreadable_json(run.skipped),
         "allocation": run.allocation,
         "params": { "before": p0, "after": p1, "ratio": p0 as f64 / p1 as f64 },
         "flops": { "before": f0, "after": f1, "ratio": f0 as f64 / f1 as f64 },

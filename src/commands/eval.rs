@@ -8,7 +8,7 @@ use sq_data::Split;
 use sq_models::eval::{evaluate, fidelity};
 use sq_report::progress;
 
-use super::model_args::{positive, DataArgs, ModelArgs};
+use super::model_args::{positive, unreadable_json, DataArgs, ModelArgs};
 use super::outputs::Plan;
 
 /// Flags of `squeeze eval`.
@@ -79,8 +79,9 @@ pub fn run(args: Args) -> Result<()> {
             args.split,
             if args.skip > 0 { format!(" after --skip {}", args.skip) } else { String::new() }
         );
-        data.truncate(limit);
     }
+    let (readable, skipped) = args.data.first(&data, 0..data.len(), args.limit.unwrap_or(data.len()));
+    data = data.select(&readable);
     let (pre, reference_pre) = match &reference {
         Some(reference) => {
             let (pre, reference_pre) = args.data.preprocess_pair((&model, reference), &data)?;
@@ -126,11 +127,16 @@ pub fn run(args: Args) -> Result<()> {
             "against": args.against,
             "agreement": fidelity.as_ref().map(|f| f.agreement),
             "mean_kl": fidelity.as_ref().map(|f| f.mean_kl),
+            "unreadable_skipped": unreadable_json(&skipped),
         });
         println!("{out}");
     } else {
         println!("model     {} ({arch}, input {})", args.model.model.display(), model.input_shape());
         println!("dataset   {spec} {} split, {} images", args.split, result.images);
+        if !skipped.is_empty() {
+            let files = if skipped.len() == 1 { "file" } else { "files" };
+            println!("skipped   {} {files} that do not decode (listed on stderr)", skipped.len());
+        }
         println!("top-1     {:.2}% ({}/{})", 100.0 * result.top1(), result.correct, result.images);
         println!("top-5     {:.2}% ({}/{})", 100.0 * result.top5(), result.correct_top5, result.images);
         println!("params    {}", model.param_count());

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sq_data::{Dataset, DatasetSpec, Geometry, Preprocess, PreprocessError, Split};
+use sq_data::{Dataset, DatasetSpec, Geometry, Preprocess, PreprocessError, Split, Unreadable};
 use sq_models::eval::{preprocess_for, recorded_geometry, recorded_normalization};
 use sq_models::{Arch, Model};
 
@@ -88,6 +88,11 @@ pub struct DataArgs {
     /// A named preprocessing: `imagenet` is --resize 256 --crop 224 with ImageNet's mean and std.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["mean", "std", "resize", "crop"])]
     pub preprocess: Option<Preset>,
+    /// Pass over image files that do not decode (empty, truncated, not JPEG or PNG), each listed on
+    /// stderr, instead of stopping at the first: calibration and validation take the next readable
+    /// files in the draw order, eval counts only readable ones. Without it such a file is an error.
+    #[arg(long)]
+    pub skip_unreadable: bool,
 }
 
 /// Named preprocessings (`--preprocess`).
@@ -114,6 +119,7 @@ impl DataArgs {
             ("--resize", self.resize.is_some()),
             ("--crop", self.crop.is_some()),
             ("--preprocess", self.preprocess.is_some()),
+            ("--skip-unreadable", self.skip_unreadable),
         ])
     }
 
@@ -138,8 +144,30 @@ impl DataArgs {
     /// Parses the dataset spec and loads one split.
     pub fn load(&self, split: Split) -> Result<(DatasetSpec, Dataset)> {
         let spec = self.spec()?;
+        if self.skip_unreadable && spec.is_stored() {
+            bail!("--skip-unreadable would have no effect: {spec} holds its images in memory, not in image files");
+        }
         let data = spec.load(split).with_context(|| format!("loading {spec} ({split} split)"))?;
         Ok((spec, data))
+    }
+
+    /// The first `count` images of `candidates` (indices into `data`): with
+    /// `--skip-unreadable`, the first `count` that decode, and the files
+    /// passed over, each listed on stderr; else simply the first `count`.
+    pub fn first(
+        &self,
+        data: &Dataset,
+        candidates: impl Iterator<Item = usize>,
+        count: usize,
+    ) -> (Vec<usize>, Vec<Unreadable>) {
+        if !self.skip_unreadable {
+            return (candidates.take(count).collect(), Vec::new());
+        }
+        let (readable, skipped) = data.first_readable(candidates, count);
+        for file in &skipped {
+            eprintln!("skipped {file} (--skip-unreadable)");
+        }
+        (readable, skipped)
     }
 
     /// The preprocessing `model` expects for `data`: from the checkpoint's
@@ -246,13 +274,9 @@ impl CalibrationArgs {
     /// Loads the calibration images (the first `--calib` of the training
     /// split in its draw order), `validation` images held out from its end, and the
     /// preprocessing `model` expects for them. `--calib` and `--val` beyond
-    /// the split, or overlapping, are an error.
-    pub fn load(
-        &self,
-        data: &DataArgs,
-        model: &Model,
-        validation: usize,
-    ) -> Result<(DatasetSpec, Dataset, Dataset, Preprocess)> {
+    /// the split, or overlapping, are an error; so are, with
+    /// `--skip-unreadable`, too few readable images for both.
+    pub fn load(&self, data: &DataArgs, model: &Model, validation: usize) -> Result<Drawn> {
         self.check_samples(model)?;
         let (spec, train) = data.load(Split::Train)?;
         let calib = self.calib();
@@ -269,11 +293,47 @@ impl CalibrationArgs {
             );
         }
         let train = train.in_order(spec.draw_order());
-        let calib = train.slice(0..calib);
-        let val = train.slice(train.len() - validation..train.len());
+        let (calib_indices, mut skipped) = data.first(&train, 0..train.len(), calib);
+        let (mut val_indices, val_skipped) = data.first(&train, (0..train.len()).rev(), validation);
+        val_indices.reverse();
+        for file in val_skipped {
+            if !skipped.contains(&file) {
+                skipped.push(file);
+            }
+        }
+        let overlap = matches!((calib_indices.last(), val_indices.first()), (Some(c), Some(v)) if c >= v);
+        if calib_indices.len() < calib || val_indices.len() < validation || overlap {
+            bail!(
+                "--calib {calib} and --val {validation} need {} readable images of the {} in the training split of \
+                 {spec}, and {} of them do not decode (listed above)",
+                calib + validation,
+                train.len(),
+                skipped.len()
+            );
+        }
+        let (calib, val) = (train.select(&calib_indices), train.select(&val_indices));
         let pre = data.preprocess(model, &calib)?;
-        Ok((spec, calib, val, pre))
+        Ok(Drawn { spec, calib, val, pre, skipped })
     }
+}
+
+/// The training images a run looks at ([`CalibrationArgs::load`]).
+pub struct Drawn {
+    /// The dataset they come from.
+    pub spec: DatasetSpec,
+    /// The calibration images, from the start of the draw order.
+    pub calib: Dataset,
+    /// The validation images, from its end.
+    pub val: Dataset,
+    /// The preprocessing the model expects for them.
+    pub pre: Preprocess,
+    /// Files passed over because they do not decode (`--skip-unreadable`).
+    pub skipped: Vec<Unreadable>,
+}
+
+/// Files passed over by `--skip-unreadable`, as `{"file", "reason"}` objects.
+pub fn unreadable_json(skipped: &[Unreadable]) -> serde_json::Value {
+    skipped.iter().map(|file| serde_json::json!({ "file": file.image, "reason": file.reason })).collect()
 }
 
 /// The flags of `flags` (flag, whether it was given) that were given.

@@ -9,6 +9,8 @@
 //!   alpha channel is dropped (not composited), a palette is expanded;
 //! - to grey: `L = (19595 R + 38470 G + 7471 B + 2^15) >> 16`, PIL's
 //!   fixed-point ITU-R 601-2 luma, bit for bit;
+//! - a CMYK JPEG (Adobe marker) comes out as PIL converts it, to within the
+//!   decoders' rounding (the preprocessing fixture holds one);
 //! - 16-bit PNGs keep their high byte (as PIL reads 16-bit RGB; PIL clips
 //!   16-bit grey to 255 instead, which no trained model can have seen);
 //! - EXIF orientation is not applied, as PIL's `Image.open` does not.

@@ -54,6 +54,7 @@ use std::str::FromStr;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rayon::prelude::*;
 use thiserror::Error;
 
 /// Number of classes of the IDX and CIFAR-10 datasets (MNIST, Fashion-MNIST
@@ -372,6 +373,42 @@ impl Dataset {
         }
     }
 
+    /// The first `count` images, taken in the order of `candidates`, that
+    /// decode; and the files passed over because they do not, each with the
+    /// reason (for `--skip-unreadable`: a user who prefers a run on fewer
+    /// images to no run, told which ones were left out). Files are decoded
+    /// in parallel, a chunk at a time, and only until `count` decode, so a
+    /// calibration slice of a large folder costs one decoding of its images;
+    /// images held in memory always decode.
+    ///
+    /// # Panics
+    ///
+    /// If a candidate index is out of range, like slice indexing.
+    pub fn first_readable(
+        &self,
+        candidates: impl IntoIterator<Item = usize>,
+        count: usize,
+    ) -> (Vec<usize>, Vec<Unreadable>) {
+        let mut candidates = candidates.into_iter();
+        let Images::Files(paths) = &self.images else { return (candidates.take(count).collect(), Vec::new()) };
+        let (mut readable, mut unreadable) = (Vec::with_capacity(count), Vec::new());
+        while readable.len() < count {
+            let chunk: Vec<usize> = candidates.by_ref().take(count - readable.len()).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let results: Vec<Result<(), String>> =
+                chunk.par_iter().map(|&i| decode::decode(&paths[i], 3).map(drop)).collect();
+            for (index, result) in chunk.into_iter().zip(results) {
+                match result {
+                    Ok(()) => readable.push(index),
+                    Err(reason) => unreadable.push(Unreadable { image: self.describe(index), reason }),
+                }
+            }
+        }
+        (readable, unreadable)
+    }
+
     /// The same images in the order `order` draws them: calibration and
     /// validation slices are then taken from the start and the end of it.
     pub fn in_order(&self, order: DrawOrder) -> Dataset {
@@ -403,6 +440,21 @@ impl Dataset {
         self.classes = classes;
         self.class_names.clear();
         Ok(self)
+    }
+}
+
+/// An image file that does not decode ([`Dataset::first_readable`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The file.
+    pub image: String,
+    /// Why it does not decode.
+    pub reason: String,
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.image, self.reason)
     }
 }
 
@@ -507,15 +559,22 @@ impl DatasetSpec {
     /// training split: the stored order of IDX and CIFAR-10 files (already
     /// random in class), a seeded shuffle of a folder's sorted files.
     pub fn draw_order(&self) -> DrawOrder {
-        match self {
-            DatasetSpec::FashionMnist(_) | DatasetSpec::Mnist(_) | DatasetSpec::Cifar10(_) => DrawOrder::Stored,
-            DatasetSpec::Folder(_) | DatasetSpec::Images(_) => DrawOrder::Shuffled { seed: FOLDER_SEED },
+        if self.is_stored() {
+            DrawOrder::Stored
+        } else {
+            DrawOrder::Shuffled { seed: FOLDER_SEED }
         }
     }
 
     /// Whether the dataset's images carry labels (every form but `images:`).
     pub fn is_labelled(&self) -> bool {
         !matches!(self, DatasetSpec::Images(_))
+    }
+
+    /// Whether its loader reads whole splits into memory (IDX, CIFAR-10)
+    /// rather than listing image files.
+    pub fn is_stored(&self) -> bool {
+        matches!(self, DatasetSpec::FashionMnist(_) | DatasetSpec::Mnist(_) | DatasetSpec::Cifar10(_))
     }
 
     /// The directory the files are read from.

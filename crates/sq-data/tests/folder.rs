@@ -198,3 +198,26 @@ fn grey_rgba_and_sixteen_bit_pngs_convert_as_pil_does() {
     let luma = |r: u32, g: u32, b: u32| (19595 * r + 38470 * g + 7471 * b + 0x8000) >> 16;
     assert_eq!(values(1), [200, luma(10, 20, 30), luma(0xAB, 0x12, 0xFF)]);
 }
+
+#[test]
+fn the_first_readable_images_are_found_in_order_and_the_rest_left_undecoded() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..6u8 {
+        png(&dir.path().join(format!("{i}.png")), (4, 4), i);
+    }
+    fs::write(dir.path().join("1.png"), b"").unwrap();
+    fs::write(dir.path().join("4.png"), b"not an image").unwrap();
+    let data = folder("images", dir.path()).load(Split::Train).unwrap();
+
+    let (readable, skipped) = data.first_readable(0..data.len(), 3);
+    assert_eq!(readable, [0, 2, 3]);
+    // 4.png comes after the third readable image: it is never decoded, so not reported.
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].image.ends_with("1.png") && skipped[0].reason.contains("empty"), "{:?}", skipped[0]);
+
+    // From the end, as validation is drawn; asking for more than there are returns what there is.
+    let (readable, skipped) = data.first_readable((0..data.len()).rev(), 10);
+    assert_eq!(readable, [5, 3, 2, 0]);
+    let skipped: Vec<&str> = skipped.iter().map(|file| file.image.rsplit('/').next().unwrap()).collect();
+    assert_eq!(skipped, ["4.png", "1.png"]);
+}

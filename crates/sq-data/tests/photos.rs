@@ -1,7 +1,8 @@
 //! Real photographs through squeeze's preprocessing against torchvision's.
 //!
 //! `tests/fixtures/photos/` holds five photographs from OpenCV's sample data
-//! (Debian's `opencv-doc`, Apache-2.0 / BSD-3-Clause) and
+//! (Debian's `opencv-doc`, Apache-2.0 / BSD-3-Clause), one of them also as a
+//! CMYK JPEG, and
 //! `preprocessed.safetensors`, the tensors torchvision's evaluation transforms
 //! made of them (`make_fixture.py`): ImageNet's Resize(256), CenterCrop(224),
 //! Normalize in RGB, and a grey Resize(64), CenterCrop((48, 56)). squeeze
