@@ -1,4 +1,5 @@
-//! Project automation, per the cargo-xtask convention: `cargo xtask reproduce vgg16|resnet18`.
+//! Project automation, per the cargo-xtask convention: `cargo xtask reproduce vgg16|resnet18`,
+//! `cargo xtask memory`.
 //!
 //! `reproduce` runs the paper's experiment end to end, offline by default,
 //! and measures every figure it reports in the same run: accuracy on the
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod hub;
 mod latency;
+mod memory;
 mod report;
 mod reproduce;
 mod stopwatch;
@@ -27,8 +29,10 @@ enum Command {
     /// Reproduce a paper result and measure it against the original model.
     Reproduce {
         #[command(subcommand)]
-        target: Target,
+        target: Box<Target>,
     },
+    /// Peak resident memory of `squeeze compress` at several calibration sizes (one child process each).
+    Memory(memory::Args),
 }
 
 #[derive(Subcommand)]
@@ -47,8 +51,11 @@ fn main() -> ExitCode {
         eprintln!("warning: {err}");
     }
     let result = match cli.command {
-        Command::Reproduce { target: Target::Vgg16(args) } => reproduce::run(args, &reproduce::VGG16),
-        Command::Reproduce { target: Target::Resnet18(args) } => reproduce::run(args, &reproduce::RESNET18),
+        Command::Reproduce { target } => match *target {
+            Target::Vgg16(args) => reproduce::run(args, &reproduce::VGG16),
+            Target::Resnet18(args) => reproduce::run(args, &reproduce::RESNET18),
+        },
+        Command::Memory(args) => memory::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
