@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use crate::layer::{Layer, Shortcut};
-use crate::model::{ActShape, Model};
+use crate::model::Model;
+use crate::shape::ActShape;
 
 /// The size and compute cost of one layer for one image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

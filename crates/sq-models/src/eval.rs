@@ -9,7 +9,8 @@ use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{ActShape, Model};
+use crate::model::Model;
+use crate::shape::ActShape;
 use sq_data::{Dataset, Geometry, MeanStd, Preprocess};
 
 /// The outcome of running a model over a dataset.

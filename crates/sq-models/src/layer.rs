@@ -10,6 +10,10 @@ use candle_core::{Module, Tensor};
 pub use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
 use crate::error::{Error, Result};
+use crate::flow::Flow;
+
+/// torchvision's BatchNorm2d default epsilon.
+pub(crate) const BN_EPS: f64 = 1e-5;
 
 /// BatchNorm2d in inference mode: `y = (x - mean) / sqrt(var + eps) * gamma + beta`.
 #[derive(Clone, Debug)]
@@ -213,7 +217,7 @@ impl Layer {
     /// inputs of the residual blocks still open (a [`Layer::Fork`] pushes
     /// one, a [`Layer::Add`] pops one; every other layer reads only the
     /// activation).
-    pub fn forward(&self, flow: &mut crate::Flow) -> candle_core::Result<()> {
+    pub fn forward(&self, flow: &mut Flow) -> candle_core::Result<()> {
         let x = &flow.x;
         flow.x = match self {
             Layer::Conv2d(conv) => conv.forward(x)?,
@@ -350,4 +354,18 @@ pub fn strided_conv2d(weight: Tensor, bias: Option<Tensor>, stride: usize, paddi
     }
     let config = Conv2dConfig { padding, stride, dilation: 1, groups: 1, cudnn_fwd_algo: None };
     Ok(Conv2d::new(weight, bias, config))
+}
+
+/// The convolution computing `bn(conv(x))`, with the formula of
+/// [`fold_batchnorm`](crate::transform::fold_batchnorm).
+pub fn fold_into_conv(conv: &Conv2d, bn: &BatchNorm2d) -> Result<Conv2d> {
+    let scale = bn.scale()?;
+    let out = scale.dims1()?;
+    let weight = conv.weight().broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+    let bias = match conv.bias() {
+        Some(b) => b.mul(&scale)?,
+        None => Tensor::zeros(out, scale.dtype(), scale.device())?,
+    }
+    .add(&bn.shift()?)?;
+    Ok(Conv2d::new(weight, Some(bias), *conv.config()))
 }

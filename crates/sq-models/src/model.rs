@@ -22,65 +22,18 @@
 //! [`Model::new`]), so a cached plan always matches its layers.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
+use crate::flow::Flow;
 use crate::layer::{Layer, Shortcut};
 use crate::plan::{Activation, Plan, PlanFlow};
 use crate::samples::Samples;
-
-/// Shape of one image's activation between two layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActShape {
-    /// A feature map: channels x height x width.
-    Map {
-        /// Channels.
-        c: usize,
-        /// Height.
-        h: usize,
-        /// Width.
-        w: usize,
-    },
-    /// A flat vector of features.
-    Vector(usize),
-}
-
-impl ActShape {
-    /// Number of units (channels of a map, entries of a vector).
-    pub fn units(&self) -> usize {
-        match *self {
-            ActShape::Map { c, .. } => c,
-            ActShape::Vector(n) => n,
-        }
-    }
-    /// Number of scalars per image.
-    pub fn numel(&self) -> usize {
-        match *self {
-            ActShape::Map { c, h, w } => c * h * w,
-            ActShape::Vector(n) => n,
-        }
-    }
-    /// Spatial positions per image (1 for a vector).
-    pub fn positions(&self) -> usize {
-        match *self {
-            ActShape::Map { h, w, .. } => h * w,
-            ActShape::Vector(_) => 1,
-        }
-    }
-}
-
-impl fmt::Display for ActShape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ActShape::Map { c, h, w } => write!(f, "{c}x{h}x{w}"),
-            ActShape::Vector(n) => write!(f, "{n}"),
-        }
-    }
-}
+use crate::shape::ActShape;
+use crate::vgg::Arch;
 
 /// A producer/consumer pair: the units that `producer` outputs are read by
 /// `consumer` and by nothing else, with only unit-wise layers (BatchNorm,
@@ -110,25 +63,6 @@ impl Link {
     /// The unit-wise layers strictly between producer and consumer.
     pub fn between(&self) -> Range<usize> {
         self.producer + 1..self.consumer
-    }
-}
-
-/// What crosses one point of a model's chain for a batch: the activation
-/// and the inputs of the residual blocks open there, outermost first, which
-/// their [`Layer::Add`]s will read. Outside any block `open` is empty and a
-/// flow is just its tensor.
-#[derive(Clone, Debug)]
-pub struct Flow {
-    /// The activation (`N x C x H x W` or `N x F`).
-    pub x: Tensor,
-    /// Inputs of the open residual blocks, innermost last.
-    pub open: Vec<Tensor>,
-}
-
-impl Flow {
-    /// A flow outside every residual block.
-    pub fn new(x: Tensor) -> Self {
-        Self { x, open: Vec::new() }
     }
 }
 
@@ -238,7 +172,7 @@ impl Model {
         if self.is_residual() {
             crate::resnet::arch_name(&self.layers)
         } else {
-            crate::vgg::Arch::of(self).name()
+            Arch::of(self).name()
         }
     }
 
@@ -460,6 +394,13 @@ impl Model {
         } else {
             Err(Error::Input { expected: format!("N x {}", self.input), found: x.dims().to_vec() })
         }
+    }
+}
+
+impl Arch {
+    /// Reads the stage pattern off a model: convs between max-pools.
+    pub fn of(model: &Model) -> Arch {
+        Arch::of_layers(model.layers())
     }
 }
 

@@ -15,8 +15,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::Result;
 use crate::layer::{conv2d, BatchNorm2d, Layer, Linear};
-use crate::model::{ActShape, Model};
+use crate::model::Model;
 use crate::resnet::{BlockKind, ResNetArch};
+use crate::shape::ActShape;
 use crate::vgg::Arch;
 
 /// The shape of a random VGG.

@@ -1,10 +1,10 @@
 //! Whole-model transformations that keep the function the model computes.
 
-use candle_core::Tensor;
-
 use crate::error::Result;
-use crate::layer::{BatchNorm2d, Conv2d, Layer};
+use crate::layer::Layer;
 use crate::model::Model;
+
+pub use crate::layer::fold_into_conv;
 
 /// Folds every BatchNorm that directly follows a convolution into it:
 /// `W' = W * scale` per output channel and `b' = b * scale + shift`, where
@@ -22,17 +22,4 @@ pub fn fold_batchnorm(model: &Model) -> Result<Model> {
     }
     let (input, _, metadata) = model.clone().into_parts();
     Model::new(input, layers, metadata)
-}
-
-/// The convolution computing `bn(conv(x))`, with the formula of [`fold_batchnorm`].
-pub fn fold_into_conv(conv: &Conv2d, bn: &BatchNorm2d) -> Result<Conv2d> {
-    let scale = bn.scale()?;
-    let out = scale.dims1()?;
-    let weight = conv.weight().broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
-    let bias = match conv.bias() {
-        Some(b) => b.mul(&scale)?,
-        None => Tensor::zeros(out, scale.dtype(), scale.device())?,
-    }
-    .add(&bn.shift()?)?;
-    Ok(Conv2d::new(weight, Some(bias), *conv.config()))
 }

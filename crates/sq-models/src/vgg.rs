@@ -10,6 +10,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::layer::Layer;
+
 /// A VGG family member: convs per stage and whether BatchNorm follows each conv.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arch {
@@ -67,12 +69,12 @@ impl FromStr for Arch {
 }
 
 impl Arch {
-    /// Reads the stage pattern off a model: convs between max-pools.
-    pub fn of(model: &crate::Model) -> Arch {
-        use crate::Layer;
+    /// Reads the stage pattern off a chain of layers: convs between
+    /// max-pools ([`Arch::of`] reads a model's).
+    pub(crate) fn of_layers(layers: &[Layer]) -> Arch {
         let mut stages = Vec::new();
         let mut convs = 0;
-        for layer in model.layers() {
+        for layer in layers {
             match layer {
                 Layer::Conv2d(_) => convs += 1,
                 Layer::MaxPool2d { .. } if convs > 0 => {
@@ -85,7 +87,7 @@ impl Arch {
         if convs > 0 {
             stages.push(convs);
         }
-        let batch_norm = model.layers().iter().any(|l| matches!(l, Layer::BatchNorm2d(_)));
+        let batch_norm = layers.iter().any(|l| matches!(l, Layer::BatchNorm2d(_)));
         Arch { stages, batch_norm }
     }
 }

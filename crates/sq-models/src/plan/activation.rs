@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::model::ActShape;
+use crate::shape::ActShape;
 
 /// `n` activations of shape `shape`, channel-last.
 #[derive(Clone, Debug)]

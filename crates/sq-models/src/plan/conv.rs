@@ -23,7 +23,7 @@ use super::activation::Activation;
 use super::gemm::{matmul, MatMut, MatRef};
 use super::unit::{self, UnitOp};
 use crate::error::Result;
-use crate::model::ActShape;
+use crate::shape::ActShape;
 
 /// Output pixels per tile when the batch has enough of them: `gemm`
 /// single-threaded is within a few percent of its best from 256 to 1024

@@ -39,8 +39,7 @@ use unit::UnitOp;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::layer::{BatchNorm2d, Conv2d, Layer, Shortcut};
-use crate::transform::fold_into_conv;
+use crate::layer::{fold_into_conv, BatchNorm2d, Conv2d, Layer, Shortcut};
 
 /// What one step computes.
 enum Op {

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::activation::Activation;
-use crate::model::ActShape;
+use crate::shape::ActShape;
 
 /// Outputs below which pooling stays on one thread (waking another core
 /// costs more than it saves).
