@@ -73,7 +73,7 @@ fn a_compression_on_unlabelled_images_records_its_preprocessing_so_the_output_ne
     assert_clean_failure(&out, &["--resize", "--crop"]);
     // Unlabelled images cannot measure accuracy.
     let out = squeeze(&["eval", "--model", arg(&model), "--dataset", &unlabelled, "--split", "train"]);
-    assert_clean_failure(&out, &["no labels", "folder:DIR"]);
+    assert_clean_failure(&out, &["no labels", "folder:DIR", "--against"]);
 
     let squeezed = dir.path().join("squeezed.safetensors");
     let out = squeeze(&[
@@ -119,6 +119,26 @@ fn a_compression_on_unlabelled_images_records_its_preprocessing_so_the_output_ne
         "--json",
     ]));
     assert_eq!(against["images"], 40);
+    // Unlabelled images measure the agreement with the original alone.
+    let agreement = json_stdout(&squeeze(&[
+        "eval",
+        "--model",
+        arg(&squeezed),
+        "--dataset",
+        &unlabelled,
+        "--split",
+        "train",
+        "--against",
+        arg(&model),
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--json",
+    ]));
+    assert!(agreement["top1"].is_null(), "{agreement}");
+    assert_eq!(agreement["images"], 40);
+    assert!(agreement["agreement"].as_f64().unwrap() > 0.5, "{agreement}");
     // Given again, the flags would be ignored: an error.
     let out = squeeze(&["eval", "--model", arg(&squeezed), "--dataset", &labelled, "--resize", "36", "--crop", "32"]);
     assert_clean_failure(&out, &["records its resize and crop", "drop --resize"]);

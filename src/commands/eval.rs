@@ -57,9 +57,12 @@ pub fn run(args: Args) -> Result<()> {
         // As compress draws it, so that --skip passes over exactly its calibration images.
         data = data.in_order(spec.draw_order());
     }
+    // Unlabelled images measure only the agreement with a reference.
+    let labelled = data.labels().is_some();
     anyhow::ensure!(
-        data.labels().is_some(),
-        "{spec} has no labels: eval measures accuracy, which needs a labelled dataset (folder:DIR, one sub-folder per class)"
+        labelled || args.against.is_some(),
+        "{spec} has no labels: eval measures accuracy, which needs a labelled dataset (folder:DIR, one sub-folder per \
+         class); with --against REFERENCE it measures agreement with the reference alone"
     );
     if args.skip > 0 {
         anyhow::ensure!(
@@ -103,9 +106,14 @@ pub fn run(args: Args) -> Result<()> {
         _ => None,
     };
 
-    let bar = progress::bar(data.len(), "evaluating", "images");
-    let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
+    let result = if labelled {
+        let bar = progress::bar(data.len(), "evaluating", "images");
+        let result = evaluate(&model, &data, &pre, args.batch, |done| bar.set_position(done as u64))?;
+        bar.finish_and_clear();
+        Some(result)
+    } else {
+        None
+    };
     let arch = model.arch_name();
     if args.json {
         let out = json!({
@@ -114,16 +122,16 @@ pub fn run(args: Args) -> Result<()> {
             "dataset": spec.to_string(),
             "split": args.split.to_string(),
             "skip": args.skip,
-            "top1": result.top1(),
-            "top5": result.top5(),
-            "correct": result.correct,
-            "correct_top5": result.correct_top5,
-            "images": result.images,
+            "top1": result.as_ref().map(|r| r.top1()),
+            "top5": result.as_ref().map(|r| r.top5()),
+            "correct": result.as_ref().map(|r| r.correct),
+            "correct_top5": result.as_ref().map(|r| r.correct_top5),
+            "images": data.len(),
             "params": model.param_count(),
             "flops": model.macs(),
             "batch": args.batch,
-            "seconds": result.seconds,
-            "images_per_sec": result.images_per_sec(),
+            "seconds": result.as_ref().map(|r| r.seconds),
+            "images_per_sec": result.as_ref().map(|r| r.images_per_sec()),
             "against": args.against,
             "agreement": fidelity.as_ref().map(|f| f.agreement),
             "mean_kl": fidelity.as_ref().map(|f| f.mean_kl),
@@ -132,16 +140,20 @@ pub fn run(args: Args) -> Result<()> {
         println!("{out}");
     } else {
         println!("model     {} ({arch}, input {})", args.model.model.display(), model.input_shape());
-        println!("dataset   {spec} {} split, {} images", args.split, result.images);
+        println!("dataset   {spec} {} split, {} images", args.split, data.len());
         if !skipped.is_empty() {
             let files = if skipped.len() == 1 { "file" } else { "files" };
             println!("skipped   {} {files} that do not decode (listed on stderr)", skipped.len());
         }
-        println!("top-1     {:.2}% ({}/{})", 100.0 * result.top1(), result.correct, result.images);
-        println!("top-5     {:.2}% ({}/{})", 100.0 * result.top5(), result.correct_top5, result.images);
+        if let Some(result) = &result {
+            println!("top-1     {:.2}% ({}/{})", 100.0 * result.top1(), result.correct, result.images);
+            println!("top-5     {:.2}% ({}/{})", 100.0 * result.top5(), result.correct_top5, result.images);
+        }
         println!("params    {}", model.param_count());
         println!("FLOPs     {:.1} M multiply-accumulates per image", model.macs() as f64 / 1e6);
-        println!("speed     {:.1} images/s at batch {}", result.images_per_sec(), args.batch);
+        if let Some(result) = &result {
+            println!("speed     {:.1} images/s at batch {}", result.images_per_sec(), args.batch);
+        }
         if let (Some(f), Some(path)) = (&fidelity, &args.against) {
             println!(
                 "against   {}: same prediction on {:.2}%, mean KL {:.5} nats",
