@@ -109,7 +109,8 @@ fn capture_stats(args: &Args) -> Result<Stats> {
     let model = args.model.load()?;
     let Drawn { calib: data, pre, .. } = args.calibration.load(&args.data, &model, 0)?;
     let bar = progress::bar(data.len(), "capturing", "images");
-    let stats = capture(&model, pre.batches(&data, args.calibration.batch()), |done| bar.set_position(done as u64))?;
+    let stats =
+        capture(&model, pre.batches(&data, args.calibration.batch(&model)), |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     Ok(stats)
 }

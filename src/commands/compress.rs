@@ -160,7 +160,7 @@ pub fn run(args: Args) -> Result<()> {
         compensation: args.compensation,
         mode: args.mode,
         target: args.target.unwrap_or(Target::Current),
-        batch: args.calibration.batch(),
+        batch: args.calibration.batch(&model),
         repair: args.repair,
         round: args.round,
         stream: args.stream,

@@ -217,7 +217,8 @@ pub struct CalibrationArgs {
     /// than it has units; the command refuses fewer and says how many [default: 2000].
     #[arg(long, value_parser = positive)]
     calib: Option<usize>,
-    /// Images per forward pass [default: 64].
+    /// Images per forward pass [default: 64, or fewer so that one activation of a batch stays within
+    /// 256 MiB: 20 for VGG-16 at 224x224].
     #[arg(long, value_parser = positive)]
     batch: Option<usize>,
     /// Go on when the calibration set is too small for a full-rank
@@ -233,9 +234,10 @@ impl CalibrationArgs {
         self.calib.unwrap_or(2000)
     }
 
-    /// Images per forward pass.
-    pub fn batch(&self) -> usize {
-        self.batch.unwrap_or(64)
+    /// Images per forward pass through `model`: `--batch`, else
+    /// [`sq_pipeline::capture_batch`].
+    pub fn batch(&self, model: &Model) -> usize {
+        self.batch.unwrap_or_else(|| sq_pipeline::capture_batch(model))
     }
 
     /// The flags given that only matter when images are captured.

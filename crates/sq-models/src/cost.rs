@@ -39,6 +39,13 @@ impl Model {
         self.layers().iter().map(Layer::param_count).sum()
     }
 
+    /// The most values one image's activation holds anywhere in the model:
+    /// the largest of its input and every layer's output, which sizes the
+    /// batches a pass can afford.
+    pub fn largest_activation(&self) -> usize {
+        (0..=self.layers().len()).map(|i| self.shape_before(i).numel()).max().unwrap_or(0)
+    }
+
     /// Total multiply-accumulates for one image, the usual "FLOPs" of CNN
     /// papers (conv and linear layers, ResNet projections included).
     pub fn macs(&self) -> usize {

@@ -311,6 +311,21 @@ pub struct Outcome {
     pub layers: Vec<LayerOutcome>,
 }
 
+/// The most bytes one activation of a capture batch may hold (256 MiB),
+/// for [`capture_batch`].
+pub const BATCH_ACTIVATION_BYTES: usize = 256 << 20;
+
+/// Images per forward pass when capturing or squeezing `model`: 64, or
+/// fewer so that the batch's largest activation stays within
+/// [`BATCH_ACTIVATION_BYTES`] (20 for VGG-16 at 224x224, whose first
+/// convolutions write 12.8 MB per image; 64 for ResNet-50 there, 3.2 MB).
+/// The statistics are sums over images, so the batch changes only memory
+/// and speed, not the result.
+pub fn capture_batch(model: &Model) -> usize {
+    let per_image = model.largest_activation() * std::mem::size_of::<f32>();
+    (BATCH_ACTIVATION_BYTES / per_image.max(1)).clamp(1, 64)
+}
+
 /// Squeezes `model` in one shot on the calibration images `calib`: its
 /// residual streams first, if `settings` gives them a budget
 /// ([`crate::squeeze_streams`]), then every link ([`compress_links`]).

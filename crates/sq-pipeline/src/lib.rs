@@ -56,7 +56,10 @@ mod stream;
 pub use allocate::{allocate, total_cost, Allocation, CostModel, LossCurve, Profile};
 pub use analysis::{analyze, LayerReport};
 pub use budget::{ModelBudget, Resource};
-pub use compress::{compress, compress_links, LayerOutcome, Mode, Objective, Outcome, Settings, Target, Widths};
+pub use compress::{
+    capture_batch, compress, compress_links, LayerOutcome, Mode, Objective, Outcome, Settings, Target, Widths,
+    BATCH_ACTIVATION_BYTES,
+};
 pub use error::{Error, Result};
 pub use multiple::Multiple;
 pub use preflight::{

@@ -68,3 +68,16 @@ fn explicit_widths_must_name_every_producer_within_its_size() {
     missing.remove("features.8");
     assert!(matches!(check_widths(&model, &missing), Err(Error::MissingWidth(name)) if name == "features.8"));
 }
+
+#[test]
+fn the_capture_batch_shrinks_when_one_image_activation_is_large() {
+    // 32x32: the largest activation is 8 x 32 x 32 floats (32 KB an image); the batch stays 64.
+    assert_eq!(sq_pipeline::capture_batch(&model()), 64);
+    // 224x224 with 64 channels in the first stage, as torchvision's VGG: 12.8 MB an image, 20 in 256 MiB.
+    let vgg = VggSpec::uniform("vgg11_bn".parse().unwrap(), 64, 3, 224, 16).build(0).unwrap();
+    assert_eq!(vgg.largest_activation(), 64 * 224 * 224);
+    assert_eq!(sq_pipeline::capture_batch(&vgg), 20);
+    // A single image larger than the budget still gets a batch of one.
+    let huge = VggSpec::uniform("vgg11_bn".parse().unwrap(), 64, 3, 2048, 16).build(0).unwrap();
+    assert_eq!(sq_pipeline::capture_batch(&huge), 1);
+}
