@@ -104,38 +104,16 @@ fn a_compression_on_unlabelled_images_records_its_preprocessing_so_the_output_ne
     // The output evaluates with no flags, the same as the original with the flags.
     let squeezed_eval = json_stdout(&squeeze(&["eval", "--model", arg(&squeezed), "--dataset", &labelled, "--json"]));
     assert_eq!(squeezed_eval["images"], 40);
-    let against = json_stdout(&squeeze(&[
-        "eval",
-        "--model",
-        arg(&squeezed),
-        "--dataset",
-        &labelled,
-        "--against",
-        arg(&model),
-        "--resize",
-        "36",
-        "--crop",
-        "32",
-        "--json",
-    ]));
+    // Compared with the original, which records no preprocessing: the flags apply to it alone.
+    let against_original = |dataset: &str, split: &str| {
+        let eval = ["eval", "--model", arg(&squeezed), "--dataset", dataset, "--split", split];
+        let original = ["--against", arg(&model), "--resize", "36", "--crop", "32", "--json"];
+        json_stdout(&squeeze(&[&eval[..], &original].concat()))
+    };
+    let against = against_original(&labelled, "test");
     assert_eq!(against["images"], 40);
     // Unlabelled images measure the agreement with the original alone.
-    let agreement = json_stdout(&squeeze(&[
-        "eval",
-        "--model",
-        arg(&squeezed),
-        "--dataset",
-        &unlabelled,
-        "--split",
-        "train",
-        "--against",
-        arg(&model),
-        "--resize",
-        "36",
-        "--crop",
-        "32",
-        "--json",
-    ]));
+    let agreement = against_original(&unlabelled, "train");
     assert!(agreement["top1"].is_null(), "{agreement}");
     assert_eq!(agreement["images"], 40);
     assert!(agreement["agreement"].as_f64().unwrap() > 0.5, "{agreement}");

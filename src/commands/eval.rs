@@ -84,7 +84,10 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let (readable, skipped) = args.data.first(&data, 0..data.len(), args.limit.unwrap_or(data.len()));
-    data = data.select(&readable);
+    if readable.len() < data.len() {
+        // A copy only when images are left out: the whole split stays as loaded.
+        data = data.select(&readable);
+    }
     let (pre, reference_pre) = match &reference {
         Some(reference) => {
             let (pre, reference_pre) = args.data.preprocess_pair((&model, reference), &data)?;
