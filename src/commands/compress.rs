@@ -9,8 +9,8 @@ use sq_data::Unreadable;
 use sq_models::checkpoint::{to_bytes, StorageDtype};
 use sq_models::Model;
 use sq_pipeline::{
-    check_budget, compress_links, squeeze_streams, total_cost, Allocation, Allocator, Mode, ModelBudget, Multiple,
-    Objective, Outcome, Profile, Settings, Target, Widths,
+    check_budget, compress_links, default_validation, squeeze_streams, total_cost, Allocation, Allocator, Mode,
+    ModelBudget, Multiple, Objective, Outcome, Profile, Settings, Target, Widths,
 };
 use sq_report::progress;
 use sq_rewrite::Compensation;
@@ -47,7 +47,8 @@ pub struct Args {
     allocate: Option<Allocator>,
     /// Validation images for a params/flops budget: the last N of the training split, never the test split
     /// (calibration takes the first --calib). The measured allocator's cost grows linearly with N
-    /// [default: 1000].
+    /// [default: 1000, or fewer for a large model (at least 100), so that its forward passes stay
+    /// within 64 T multiply-accumulates: 100 for ResNet-50 at 224x224].
     #[arg(long, value_parser = positive)]
     val: Option<usize>,
     /// Which units to keep: eliminate, qr, l1 or random[:SEED].
@@ -170,7 +171,7 @@ pub fn run(args: Args) -> Result<()> {
         None => args.model.model.display().to_string(),
     })?;
     let validation = match global {
-        Some(_) if allocator == Allocator::Measured => args.val.unwrap_or(1000),
+        Some(_) if allocator == Allocator::Measured => args.val.unwrap_or_else(|| default_validation(&model)),
         _ => 0,
     };
     let Drawn { spec, calib, val, pre, skipped } = args.calibration.load(&args.data, &model, validation)?;
@@ -184,9 +185,10 @@ pub fn run(args: Args) -> Result<()> {
             let limit = (total_cost(&model, resource) as f64 / ratio).floor() as usize;
             check_budget(&streamed.model, resource, limit, settings.round)
                 .with_context(|| format!("--budget {budget} with --round {}", settings.round))?;
-            let bar = progress::bar(model.links().len(), "allocating", "layers");
-            let profile = Profile::new(&streamed.model, &calib, &val, &pre, &settings, allocator, |done, _| {
-                bar.set_position(done as u64)
+            // Counted in multiply-accumulates: the passes after early layers cost the most.
+            let bar = progress::bar(0, "allocating", "GMAC");
+            let profile = Profile::new(&streamed.model, &calib, &val, &pre, &settings, allocator, |done, total| {
+                progress::set_giga(&bar, done, total)
             })?;
             bar.finish_and_clear();
             let chosen = profile.allocate_within(&streamed.model, resource, limit, settings.round)?;

@@ -98,7 +98,8 @@ pub struct Args {
     /// Calibration images (first N of the training split) [default: 2000, --quick 256].
     #[arg(long)]
     calib: Option<usize>,
-    /// Validation images for the allocation (last N of the training split) [default: 1000, --quick 64].
+    /// Validation images for the allocation (last N of the training split) [default: as `squeeze compress`
+    /// (1000, fewer for a large model), --quick 64].
     #[arg(long)]
     val: Option<usize>,
     /// Retained-variance targets of the paper's rule [default: 0.99,0.995; --quick 0.99].
@@ -191,7 +192,6 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
     let clock = Stopwatch::start();
     let out = args.out.clone().unwrap_or_else(|| Path::new("results").join(subject.name));
     let calib_n = args.calib.unwrap_or(if args.quick { 256 } else { 2000 });
-    let val_n = args.val.unwrap_or(if args.quick { 64 } else { 1000 });
     let taus = match &args.taus {
         Some(taus) => taus.clone(),
         None => {
@@ -213,7 +213,10 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
         anyhow::bail!("--budgets {budget}: a global budget is params:Rx or flops:Rx (use --taus for the paper's rule)");
     }
     anyhow::ensure!(calib_n > 0, "--calib 0: the method needs calibration images");
-    anyhow::ensure!(val_n > 0 || args.allocators.is_empty(), "--val 0: the global budgets need validation images");
+    anyhow::ensure!(
+        args.val != Some(0) || args.allocators.is_empty(),
+        "--val 0: the global budgets need validation images"
+    );
     anyhow::ensure!(test_limit != Some(0), "--test-limit 0: accuracy needs test images");
     let spec: DatasetSpec = args.dataset.parse().with_context(|| format!("--dataset {}", args.dataset))?;
 
@@ -224,6 +227,7 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
     };
     check_outputs(&out, &weights)?;
     let original = checkpoint::load(&weights, None)?;
+    let val_n = args.val.unwrap_or_else(|| if args.quick { 64 } else { sq_pipeline::default_validation(&original) });
     match sq_pipeline::check_samples(&original, calib_n) {
         // The smoke run is small on purpose: say what that costs and go on.
         Err(e @ sq_pipeline::Error::TooFewSamples { .. }) if args.quick => eprintln!("warning: --quick: {e}"),
@@ -296,11 +300,11 @@ pub fn run(args: Args, subject: &Subject) -> Result<()> {
         let streamed = bench.clock.time("squeeze", || squeeze_streams(&original, &calib, &pre, &settings))?;
         for &allocator in &args.allocators {
             eprintln!("profiling the model for the {allocator} allocator{}", streams_label(stream));
-            let bar = progress::bar(original.links().len(), "profiling", "layers");
+            let bar = progress::bar(0, "profiling", "GMAC");
             let settings = method(Widths::PerLayer(BTreeMap::new()));
             let profile = bench.clock.time("profile", || {
-                Profile::new(&streamed.model, &calib, &val, &pre, &settings, allocator, |d, _| {
-                    bar.set_position(d as u64)
+                Profile::new(&streamed.model, &calib, &val, &pre, &settings, allocator, |done, total| {
+                    progress::set_giga(&bar, done, total)
                 })
             })?;
             bar.finish_and_clear();

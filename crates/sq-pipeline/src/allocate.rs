@@ -348,7 +348,8 @@ impl Profile {
     /// curves on the validation images `val`. Every choice made from a
     /// profile looks at training images only. `settings` give the strategy,
     /// compensation and batch size (their widths are not read);
-    /// `progress(done, total)` counts producers while measuring.
+    /// `progress(done, total)` reports the measurement's work as
+    /// [`measured_curves`](crate::measured_curves) does.
     pub fn new(
         model: &Model,
         calib: &Dataset,

@@ -65,5 +65,8 @@ pub use multiple::Multiple;
 pub use preflight::{
     check_budget, check_samples, check_stats_samples, check_widths, shortfalls, stats_shortfalls, Shortfall,
 };
-pub use sensitivity::{grid, measured_curves, variance_curves, Allocator};
+pub use sensitivity::{
+    default_validation, grid, measured_curves, measured_macs_per_image, variance_curves, Allocator, MAX_VALIDATION,
+    MIN_VALIDATION, VALIDATION_MACS,
+};
 pub use stream::{squeeze_streams, StreamOutcome};

@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use sq_data::{Dataset, Preprocess};
 use sq_models::checkpoint::from_state_dict;
 use sq_models::synthetic::{ResNetSpec, Stem, VggSpec};
 use sq_models::{Arch, BlockKind, ResNetArch};
-use sq_pipeline::{allocate, total_cost, CostModel, LossCurve, ModelBudget, Multiple, Resource};
+use sq_pipeline::{
+    allocate, total_cost, Allocator, CostModel, LossCurve, ModelBudget, Multiple, Profile, Resource, Settings, Widths,
+};
 
 /// A VGG of family `arch` with the given conv widths and hidden sizes.
 fn vgg(arch: &str, widths: Vec<usize>, hidden: Vec<usize>, side: usize) -> sq_models::Model {
@@ -218,4 +221,45 @@ fn curves_must_be_ascending_and_end_at_the_full_width() {
     assert!((c.loss_at(4) - 0.6).abs() < 1e-12);
     assert_eq!(c.loss_at(1), 1.0);
     assert_eq!(c.loss_at(10), 0.0);
+}
+
+#[test]
+fn the_measured_profile_reports_exactly_the_work_it_was_sized_by() {
+    // A VGG-11-BN 6 channels wide at 32x32 (the Fashion-MNIST padding), 20 validation images.
+    let model = vgg("vgg11_bn", vec![6; 8], vec![12], 32);
+    let pixels: Vec<u8> = (0..40 * 28 * 28).map(|i| ((i * 13 + i / 89) % 253) as u8).collect();
+    let images =
+        Dataset::new("synthetic", (3, 28, 28), [pixels.clone(), pixels.clone(), pixels].concat(), vec![0; 40], 10);
+    let images = images.unwrap();
+    let (calib, val) = (images.slice(0..20), images.slice(20..40));
+    let pre = Preprocess::new(vec![0.5; 3], vec![0.25; 3], (28, 28), (32, 32)).unwrap();
+    let settings = Settings { widths: Widths::PerLayer(BTreeMap::new()), ..Settings::default() };
+    let mut reports = Vec::new();
+    Profile::new(&model, &calib, &val, &pre, &settings, Allocator::Measured, |done, total| reports.push((done, total)))
+        .unwrap();
+    let expected = sq_pipeline::measured_macs_per_image(&model) * 20;
+    // One report per grid width below the full width, increasing, ending at the estimate.
+    let widths: usize = model.links().iter().map(|l| sq_pipeline::grid(l.units()).len() - 1).sum();
+    assert_eq!(reports.len(), widths);
+    assert!(reports.windows(2).all(|r| r[0].0 < r[1].0));
+    assert_eq!(reports.last(), Some(&(expected, expected)));
+    // The first producer's passes run the whole network but the prefix before it.
+    let costs = model.layer_costs();
+    let first = model.links()[0].producer;
+    assert_eq!(reports[0].0, 20 * costs[first..].iter().map(|c| c.macs).sum::<usize>());
+}
+
+#[test]
+fn the_default_validation_set_shrinks_with_the_measured_work_within_its_bounds() {
+    use sq_pipeline::{default_validation, measured_macs_per_image, MAX_VALIDATION, MIN_VALIDATION, VALIDATION_MACS};
+    let small = vgg("vgg11_bn", vec![8; 8], vec![16], 32);
+    assert_eq!(default_validation(&small), MAX_VALIDATION);
+    // VGG-11 at 224x224 with torchvision's stage widths: hundreds of G multiply-accumulates per image.
+    let widths = vec![64, 128, 256, 256, 512, 512, 512, 512];
+    let large = vgg("vgg11_bn", widths.clone(), vec![64], 224);
+    let per_image = measured_macs_per_image(&large);
+    assert!((MIN_VALIDATION..MAX_VALIDATION).contains(&(VALIDATION_MACS / per_image)), "{per_image}");
+    assert_eq!(default_validation(&large), VALIDATION_MACS / per_image);
+    let huge = vgg("vgg11_bn", widths, vec![64], 640);
+    assert_eq!(default_validation(&huge), MIN_VALIDATION);
 }

@@ -10,3 +10,10 @@ pub fn bar(total: usize, message: &str, unit: &str) -> ProgressBar {
     bar.set_message(message.to_string());
     bar
 }
+
+/// Sets `bar` to `done` out of `total` counted in billions (of
+/// multiply-accumulates, say), for work too large to count one by one.
+pub fn set_giga(bar: &ProgressBar, done: usize, total: usize) {
+    bar.set_length((total / 1_000_000_000) as u64);
+    bar.set_position((done / 1_000_000_000) as u64);
+}
