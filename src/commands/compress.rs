@@ -10,7 +10,7 @@ use sq_models::checkpoint::{to_bytes, StorageDtype};
 use sq_models::Model;
 use sq_pipeline::{
     check_budget, compress_links, default_validation, squeeze_streams, total_cost, Allocation, Allocator, Mode,
-    ModelBudget, Multiple, Objective, Outcome, Profile, Settings, Target, Widths,
+    ModelBudget, Multiple, Objective, Outcome, Profile, Settings, Target, Widths, MAX_VALIDATION, VALIDATION_MACS,
 };
 use sq_report::progress;
 use sq_rewrite::Compensation;
@@ -171,7 +171,17 @@ pub fn run(args: Args) -> Result<()> {
         None => args.model.model.display().to_string(),
     })?;
     let validation = match global {
-        Some(_) if allocator == Allocator::Measured => args.val.unwrap_or_else(|| default_validation(&model)),
+        Some(_) if allocator == Allocator::Measured => args.val.unwrap_or_else(|| {
+            let n = default_validation(&model);
+            if n < MAX_VALIDATION {
+                eprintln!(
+                    "--val {n}: on this model, {MAX_VALIDATION} validation images would take the measured \
+                     allocator past {} T multiply-accumulates (--val N to choose)",
+                    VALIDATION_MACS / 1_000_000_000_000
+                );
+            }
+            n
+        }),
         _ => 0,
     };
     let Drawn { spec, calib, val, pre, skipped } = args.calibration.load(&args.data, &model, validation)?;
