@@ -143,6 +143,7 @@ pub fn measured_curves(
     for (link, layer) in links.iter().zip(stats.layers()) {
         frontier.advance(model, link.producer)?;
         let cov = layer.moments.covariance()?;
+        let pass = val_images * macs_from(&costs, link.producer);
         let mut points = Vec::new();
         for k in grid(link.units()) {
             if k == link.units() {
@@ -154,14 +155,12 @@ pub fn measured_curves(
                 plan(link, &layer.name, selection.kept(), Statistics::Current(&layer.moments), settings.compensation)?;
             let cut = apply(model, &patch)?;
             let mut divergence = 0.0;
-            let mut images = 0;
             for (flow, p) in frontier.flows().zip(&reference) {
                 let q = log_softmax(&cut.forward_flow(flow?.into_owned(), link.producer..end)?.x)?;
                 divergence += kl_sum(p, &q);
-                images += p.len();
             }
-            points.push((k, divergence / images.max(1) as f64));
-            done += val_images * macs_from(&costs, link.producer);
+            points.push((k, divergence / val_images.max(1) as f64));
+            done += pass;
             progress(done, total);
         }
         curves.push(LossCurve::new(layer.name.clone(), link.units(), points)?);
